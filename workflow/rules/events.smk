@@ -1,0 +1,3 @@
+def get_events_outputs():
+    """Final outputs of the events module."""
+    return []

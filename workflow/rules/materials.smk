@@ -1,0 +1,3 @@
+def get_materials_outputs():
+    """Final outputs of the materials module."""
+    return []

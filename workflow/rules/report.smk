@@ -1,0 +1,1 @@
+# Rules that gather figures and tables of several modules for the report.
