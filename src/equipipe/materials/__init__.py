@@ -1,0 +1,2 @@
+"""Atomic structures: ingestion, symmetry-function descriptors, DV-LAE dataset
+selection and Behler-Parrinello neural-network potentials."""
