@@ -80,7 +80,7 @@ def test_histogram_counts_hand_set(counts):
 
 
 def test_histogram_counts_sum_to_atoms(counts):
-    # Every function's histogram holds every atom of that element once.
+    # Every function's histogram contains every atom of that element once.
     n_pd = np.array([1, 2, 1])
     n_h = np.array([1, 0, 2])
     np.testing.assert_array_equal(counts[:, 0].sum(axis=-1), np.stack([n_pd, n_pd], 1))

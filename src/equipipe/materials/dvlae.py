@@ -5,8 +5,8 @@ every symmetry function, the atoms of a structure fill a histogram over bins tha
 the range of that function over the training data. Comparing a structure's histograms
 with those of a reference structure gives its difference vector. Structures with
 similar local environments get similar difference vectors, so a 2-D map of these
-vectors (``embedding.py``) shows which structures are redundant, and the distance of a
-test structure to its nearest training structure in this space is an
+vectors (``embedding.py``) shows which structures are redundant. The distance of a
+test structure to its nearest training structure in this space is its
 out-of-distribution score.
 
 The descriptor arrays follow one layout throughout:
@@ -93,7 +93,7 @@ def check_descriptor_arrays(
     Parameters
     ----------
     values : array_like of shape (n_atoms_total, n_features)
-        Symmetry-function values; must be finite.
+        Symmetry-function values, all finite.
     species : array_like of shape (n_atoms_total,)
         Atomic numbers (integers).
     offsets : array_like of shape (n_structures + 1,), optional
@@ -247,7 +247,7 @@ def fit_bin_edges(
     values : array_like of shape (n_atoms_total, n_features)
         Symmetry-function values of the training atoms.
     species : array_like of shape (n_atoms_total,)
-        Atomic numbers of the training atoms; each must be in ``elements``.
+        Atomic numbers of the training atoms, each in ``elements``.
     elements : list of int
         Atomic numbers, in the order of the element blocks of the histograms. An
         element without atoms in ``values`` still gets a block, with zero-width bins.
@@ -278,7 +278,7 @@ def fit_bin_edges(
         rows = values[block == e]
         if rows.shape[0] == 0:
             logger.warning(
-                "element Z=%d has no atoms in the data used to fit the DV-LAE bins; "
+                "element Z=%d has no atoms in the data used to fit the DV-LAE bins, so "
                 "its histogram block stays zero for these structures and its test "
                 "atoms all count as out of range",
                 z,
@@ -292,8 +292,8 @@ def fit_bin_edges(
     n_constant = int(((width == 0) & present[:, None]).sum())
     if n_constant:
         logger.info(
-            "%d (element, function) pairs are constant over the fitted atoms; each "
-            "puts all its atoms into bin 0",
+            "%d (element, function) pairs are constant over the fitted atoms, so "
+            "each puts all its atoms into bin 0",
             n_constant,
         )
     logger.info(
@@ -373,9 +373,9 @@ def histogram_counts(
     Parameters
     ----------
     values : array_like of shape (n_atoms_total, n_features)
-        Symmetry-function values; ``n_features`` must match ``edges``.
+        Symmetry-function values, with the ``n_features`` of ``edges``.
     species : array_like of shape (n_atoms_total,)
-        Atomic numbers; each must be in ``edges.elements``.
+        Atomic numbers, each in ``edges.elements``.
     offsets : array_like of shape (n_structures + 1,)
         Row offsets of the structures.
     edges : BinEdges
@@ -585,7 +585,7 @@ def nearest_training_distance(
     test = _check_vectors(test_vectors, "test_vectors", allow_empty=True)
     if train.shape[0] == 0:
         raise InputError(
-            "train_vectors is empty; at least one training vector is needed",
+            "train_vectors is empty, but at least one training vector is needed",
             field="train_vectors",
         )
     if test.shape[1] != train.shape[1]:
