@@ -184,7 +184,7 @@ def test_training_lowers_validation_error(pdh_training_set):
     best = history["epochs"][history["best_epoch"] - 1]
     assert history["n_validation"] == 2  # round(0.1 * 24)
     assert best["validation_loss"] < 0.3 * first["validation_loss"]
-    assert best["validation_force_rmse_eV_per_A"] < 0.6 * first["validation_force_rmse_eV_per_A"]
+    assert best["validation_force_rmse_ev_per_angstrom"] < 0.6 * first["validation_force_rmse_ev_per_angstrom"]
     assert all(record["seconds"] > 0 for record in history["epochs"])
     assert not model.training  # returned in evaluation mode
 
@@ -310,17 +310,17 @@ def test_error_metrics_hand_computed():
             "n_atoms": [1, 2],
             "energy_ref": [-4.0, -3.0],
             "energy_pred": [-3.997, -3.004],
-            "energy_error_meV_per_atom": [3.0, -4.0],
-            "force_rmse_eV_per_A": [1.0, np.sqrt(16 / 6)],
-            "force_mae_eV_per_A": [1.0, 8 / 6],
+            "energy_error_mev_per_atom": [3.0, -4.0],
+            "force_rmse_ev_per_angstrom": [1.0, np.sqrt(16 / 6)],
+            "force_mae_ev_per_angstrom": [1.0, 8 / 6],
         }
     )
     metrics = error_metrics(table)
-    assert metrics["energy_rmse_meV_per_atom"] == pytest.approx(np.sqrt((9 + 16) / 2))
-    assert metrics["energy_mae_meV_per_atom"] == pytest.approx(3.5)
+    assert metrics["energy_rmse_mev_per_atom"] == pytest.approx(np.sqrt((9 + 16) / 2))
+    assert metrics["energy_mae_mev_per_atom"] == pytest.approx(3.5)
     # Over all nine components: squares 3 + 16, absolute values 3 + 8.
-    assert metrics["force_rmse_eV_per_A"] == pytest.approx(np.sqrt(19 / 9))
-    assert metrics["force_mae_eV_per_A"] == pytest.approx(11 / 9)
+    assert metrics["force_rmse_ev_per_angstrom"] == pytest.approx(np.sqrt(19 / 9))
+    assert metrics["force_mae_ev_per_angstrom"] == pytest.approx(11 / 9)
     assert metrics["n_structures"] == 2
     assert metrics["n_atoms"] == 3
 
@@ -343,11 +343,11 @@ def test_predict_matches_direct_model_call():
         errors_energy.append(1000 * (float(energy[0].detach()) - atoms.get_potential_energy()) / len(atoms))
         errors_force.append(forces.detach().numpy() - atoms.get_forces())
     assert list(table["id"]) == [a.info["id"] for a in structures]
-    np.testing.assert_allclose(table["energy_error_meV_per_atom"], errors_energy, atol=1e-8)
+    np.testing.assert_allclose(table["energy_error_mev_per_atom"], errors_energy, atol=1e-8)
     all_components = np.concatenate(errors_force).ravel()
     metrics = error_metrics(table)
-    assert metrics["force_rmse_eV_per_A"] == pytest.approx(np.sqrt(np.mean(all_components**2)))
-    assert metrics["force_mae_eV_per_A"] == pytest.approx(np.mean(np.abs(all_components)))
+    assert metrics["force_rmse_ev_per_angstrom"] == pytest.approx(np.sqrt(np.mean(all_components**2)))
+    assert metrics["force_mae_ev_per_angstrom"] == pytest.approx(np.mean(np.abs(all_components)))
 
 
 def test_predict_rejects_other_descriptors():
@@ -360,17 +360,17 @@ def test_predict_rejects_other_descriptors():
 
 def test_learning_curve_table_aggregates_seeds():
     rows = [
-        {"method": "random", "fraction": 0.5, "seed": 0, "energy_rmse_meV_per_atom": 2.0},
-        {"method": "random", "fraction": 0.5, "seed": 1, "energy_rmse_meV_per_atom": 4.0},
-        {"method": "random", "fraction": 0.5, "seed": 2, "energy_rmse_meV_per_atom": 9.0},
-        {"method": "dvlae", "fraction": 0.5, "seed": 0, "energy_rmse_meV_per_atom": 1.0},
+        {"method": "random", "fraction": 0.5, "seed": 0, "energy_rmse_mev_per_atom": 2.0},
+        {"method": "random", "fraction": 0.5, "seed": 1, "energy_rmse_mev_per_atom": 4.0},
+        {"method": "random", "fraction": 0.5, "seed": 2, "energy_rmse_mev_per_atom": 9.0},
+        {"method": "dvlae", "fraction": 0.5, "seed": 0, "energy_rmse_mev_per_atom": 1.0},
     ]
     table = learning_curve_table(rows).set_index(["method", "fraction"])
     random_row = table.loc[("random", 0.5)]
     assert random_row["n_seeds"] == 3
-    assert random_row["energy_rmse_meV_per_atom_mean"] == pytest.approx(5.0)
-    assert random_row["energy_rmse_meV_per_atom_std"] == pytest.approx(np.sqrt((9 + 1 + 16) / 2))
-    assert random_row["energy_rmse_meV_per_atom_min"] == 2.0
-    assert random_row["energy_rmse_meV_per_atom_max"] == 9.0
-    assert np.isnan(table.loc[("dvlae", 0.5)]["energy_rmse_meV_per_atom_std"])
+    assert random_row["energy_rmse_mev_per_atom_mean"] == pytest.approx(5.0)
+    assert random_row["energy_rmse_mev_per_atom_std"] == pytest.approx(np.sqrt((9 + 1 + 16) / 2))
+    assert random_row["energy_rmse_mev_per_atom_min"] == 2.0
+    assert random_row["energy_rmse_mev_per_atom_max"] == 9.0
+    assert np.isnan(table.loc[("dvlae", 0.5)]["energy_rmse_mev_per_atom_std"])
     assert "seed_mean" not in table.columns

@@ -24,22 +24,22 @@ def learning_rows():
         for fraction in (0.2, 0.5):
             for seed in range(3):
                 rows.append({"method": method, "fraction": fraction, "seed": seed,
-                             "energy_rmse_meV_per_atom": scale * (5 + seed) / fraction})
-    rows += [{"method": "full", "fraction": 1.0, "seed": s, "energy_rmse_meV_per_atom": 4.0 + s} for s in range(3)]
+                             "energy_rmse_mev_per_atom": scale * (5 + seed) / fraction})
+    rows += [{"method": "full", "fraction": 1.0, "seed": s, "energy_rmse_mev_per_atom": 4.0 + s} for s in range(3)]
     return rows
 
 
 def test_learning_curves_written(tmp_path):
     path = tmp_path / "curves.png"
-    plots.plot_learning_curves(learning_curve_table(learning_rows()), "energy_rmse_meV_per_atom", path)
+    plots.plot_learning_curves(learning_curve_table(learning_rows()), "energy_rmse_mev_per_atom", path)
     image = read_png(path)
     assert image.shape[1] == int(plots.FIGURE_SIZE[0] * plots.DPI)
     assert image[..., :3].std() > 0.05  # not a blank canvas
 
 
 def test_learning_curves_reject_unknown_metric(tmp_path):
-    with pytest.raises(ValueError, match=r"lacks columns \['force_rmse_eV_per_A_mean'"):
-        plots.plot_learning_curves(learning_curve_table(learning_rows()), "force_rmse_eV_per_A", tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"lacks columns \['force_rmse_ev_per_angstrom_mean'"):
+        plots.plot_learning_curves(learning_curve_table(learning_rows()), "force_rmse_ev_per_angstrom", tmp_path / "x.png")
 
 
 def test_selection_and_error_maps_written(tmp_path):
@@ -72,7 +72,7 @@ def test_training_history_written(tmp_path):
         "best_epoch": 2,
         "epochs": [
             {"epoch": e, "train_loss": 1.0 / e, "validation_loss": 1.2 / e,
-             "validation_energy_rmse_meV_per_atom": 10.0 / e, "validation_force_rmse_eV_per_A": 0.5 / e}
+             "validation_energy_rmse_mev_per_atom": 10.0 / e, "validation_force_rmse_ev_per_angstrom": 0.5 / e}
             for e in (1, 2, 3)
         ],
     }

@@ -27,9 +27,9 @@ PREDICTION_COLUMNS = (
     "n_atoms",
     "energy_ref",
     "energy_pred",
-    "energy_error_meV_per_atom",
-    "force_rmse_eV_per_A",
-    "force_mae_eV_per_A",
+    "energy_error_mev_per_atom",
+    "force_rmse_ev_per_angstrom",
+    "force_mae_ev_per_angstrom",
 )
 GROUP_COLUMNS = ("method", "fraction")
 
@@ -62,9 +62,9 @@ def predict(
     -------
     DataFrame
         One row per structure with columns ``id``, ``config_type``, ``n_atoms``,
-        ``energy_ref`` and ``energy_pred`` (eV/atom), ``energy_error_meV_per_atom``
-        (prediction minus reference), ``force_rmse_eV_per_A`` and
-        ``force_mae_eV_per_A`` (over the structure's force components).
+        ``energy_ref`` and ``energy_pred`` (eV/atom), ``energy_error_mev_per_atom``
+        (prediction minus reference), ``force_rmse_ev_per_angstrom`` and
+        ``force_mae_ev_per_angstrom`` (over the structure's force components).
     """
     model_set = model.symmetry_function_set
     if symmetry_function_set is not None and (
@@ -112,9 +112,9 @@ def predict(
             "n_atoms": n_atoms.astype(int),
             "energy_ref": energy_ref,
             "energy_pred": energy_pred,
-            "energy_error_meV_per_atom": 1000.0 * (energy_pred - energy_ref),
-            "force_rmse_eV_per_A": force_rmse,
-            "force_mae_eV_per_A": force_mae,
+            "energy_error_mev_per_atom": 1000.0 * (energy_pred - energy_ref),
+            "force_rmse_ev_per_angstrom": force_rmse,
+            "force_mae_ev_per_angstrom": force_mae,
         },
         columns=list(PREDICTION_COLUMNS),
     )
@@ -133,8 +133,8 @@ def error_metrics(predictions: pd.DataFrame) -> dict[str, float | int]:
     Returns
     -------
     dict
-        ``energy_rmse_meV_per_atom`` and ``energy_mae_meV_per_atom`` over the
-        structures; ``force_rmse_eV_per_A`` and ``force_mae_eV_per_A`` over all
+        ``energy_rmse_mev_per_atom`` and ``energy_mae_mev_per_atom`` over the
+        structures; ``force_rmse_ev_per_angstrom`` and ``force_mae_ev_per_angstrom`` over all
         force components of all structures (so larger structures weigh more);
         ``n_structures`` and ``n_atoms``.
     """
@@ -146,15 +146,15 @@ def error_metrics(predictions: pd.DataFrame) -> dict[str, float | int]:
     if len(predictions) == 0:
         raise ValueError("prediction table is empty; evaluate at least one structure")
 
-    energy_error = predictions["energy_error_meV_per_atom"].to_numpy(dtype=float)
+    energy_error = predictions["energy_error_mev_per_atom"].to_numpy(dtype=float)
     n_components = 3 * predictions["n_atoms"].to_numpy(dtype=float)
-    force_sq_sum = (predictions["force_rmse_eV_per_A"].to_numpy(dtype=float) ** 2 * n_components).sum()
-    force_abs_sum = (predictions["force_mae_eV_per_A"].to_numpy(dtype=float) * n_components).sum()
+    force_sq_sum = (predictions["force_rmse_ev_per_angstrom"].to_numpy(dtype=float) ** 2 * n_components).sum()
+    force_abs_sum = (predictions["force_mae_ev_per_angstrom"].to_numpy(dtype=float) * n_components).sum()
     return {
-        "energy_rmse_meV_per_atom": float(np.sqrt(np.mean(energy_error**2))),
-        "energy_mae_meV_per_atom": float(np.mean(np.abs(energy_error))),
-        "force_rmse_eV_per_A": float(np.sqrt(force_sq_sum / n_components.sum())),
-        "force_mae_eV_per_A": float(force_abs_sum / n_components.sum()),
+        "energy_rmse_mev_per_atom": float(np.sqrt(np.mean(energy_error**2))),
+        "energy_mae_mev_per_atom": float(np.mean(np.abs(energy_error))),
+        "force_rmse_ev_per_angstrom": float(np.sqrt(force_sq_sum / n_components.sum())),
+        "force_mae_ev_per_angstrom": float(force_abs_sum / n_components.sum()),
         "n_structures": int(len(predictions)),
         "n_atoms": int(predictions["n_atoms"].sum()),
     }

@@ -27,10 +27,10 @@ DPI = 150
 
 # Axis labels with units for the metric columns that evaluation.py writes.
 METRIC_LABELS = {
-    "energy_rmse_meV_per_atom": "Energy RMSE (meV/atom)",
-    "energy_mae_meV_per_atom": "Energy MAE (meV/atom)",
-    "force_rmse_eV_per_A": "Force RMSE (eV/Å)",
-    "force_mae_eV_per_A": "Force MAE (eV/Å)",
+    "energy_rmse_mev_per_atom": "Energy RMSE (meV/atom)",
+    "energy_mae_mev_per_atom": "Energy MAE (meV/atom)",
+    "force_rmse_ev_per_angstrom": "Force RMSE (eV/Å)",
+    "force_mae_ev_per_angstrom": "Force MAE (eV/Å)",
     "seconds_per_epoch": "Training time per epoch (s)",
 }
 
@@ -73,7 +73,7 @@ def plot_learning_curves(
         Output of `evaluation.learning_curve_table`, with ``method``, ``fraction``,
         ``n_seeds`` and ``<metric>_mean``, ``_min`` and ``_max``.
     metric : str
-        Metric column stem, for example ``"energy_rmse_meV_per_atom"``.
+        Metric column stem, for example ``"energy_rmse_mev_per_atom"``.
     path : path
         PNG file to write.
     reference_method : str, default "full"
@@ -291,12 +291,12 @@ def plot_training_history(history: Mapping[str, Any], path: str | os.PathLike) -
     loss_axes.legend(fontsize=8)
     loss_axes.grid(alpha=0.3)
 
-    energy_axes.plot(epochs["epoch"], epochs["validation_energy_rmse_meV_per_atom"], color="tab:blue",
+    energy_axes.plot(epochs["epoch"], epochs["validation_energy_rmse_mev_per_atom"], color="tab:blue",
                      label="energy")
     energy_axes.set_ylabel("Validation energy RMSE (meV/atom)", color="tab:blue")
     energy_axes.set_xlabel("Epoch")
     force_axes = energy_axes.twinx()
-    force_axes.plot(epochs["epoch"], epochs["validation_force_rmse_eV_per_A"], color="tab:orange",
+    force_axes.plot(epochs["epoch"], epochs["validation_force_rmse_ev_per_angstrom"], color="tab:orange",
                     label="force")
     force_axes.set_ylabel("Validation force RMSE (eV/Å)", color="tab:orange")
     energy_axes.grid(alpha=0.3)

@@ -514,10 +514,10 @@ def train_potential(
             "epoch": epoch,
             "train_loss": train_loss,
             "validation_loss": validation_loss,
-            "train_energy_rmse_meV_per_atom": 1000.0 * math.sqrt(train_energy_mse),
-            "train_force_rmse_eV_per_A": math.sqrt(train_force_mse),
-            "validation_energy_rmse_meV_per_atom": 1000.0 * math.sqrt(validation["energy_mse"]),
-            "validation_force_rmse_eV_per_A": math.sqrt(validation["force_mse"]),
+            "train_energy_rmse_mev_per_atom": 1000.0 * math.sqrt(train_energy_mse),
+            "train_force_rmse_ev_per_angstrom": math.sqrt(train_force_mse),
+            "validation_energy_rmse_mev_per_atom": 1000.0 * math.sqrt(validation["energy_mse"]),
+            "validation_force_rmse_ev_per_angstrom": math.sqrt(validation["force_mse"]),
             "seconds": seconds,
             "learning_rate": optimizer.param_groups[0]["lr"],
         }
@@ -533,8 +533,8 @@ def train_potential(
             % (
                 train_loss,
                 validation_loss,
-                record["validation_energy_rmse_meV_per_atom"],
-                record["validation_force_rmse_eV_per_A"],
+                record["validation_energy_rmse_mev_per_atom"],
+                record["validation_force_rmse_ev_per_angstrom"],
                 seconds,
             ),
             force=epoch == 1 or finished,
@@ -553,8 +553,8 @@ def train_potential(
     log.info(
         "best epoch %d of %d: validation energy RMSE %.2f meV/atom, force RMSE %.4f eV/Å, %.2f s/epoch",
         history["best_epoch"], state["epoch"],
-        history["best_validation_energy_rmse_meV_per_atom"],
-        history["best_validation_force_rmse_eV_per_A"],
+        history["best_validation_energy_rmse_mev_per_atom"],
+        history["best_validation_force_rmse_ev_per_angstrom"],
         history["seconds_per_epoch"],
     )
     return model, history
@@ -574,8 +574,8 @@ def _summarise(
     return {
         "epochs": epochs,
         "best_epoch": state["best_epoch"],
-        "best_validation_energy_rmse_meV_per_atom": best.get("validation_energy_rmse_meV_per_atom", math.nan),
-        "best_validation_force_rmse_eV_per_A": best.get("validation_force_rmse_eV_per_A", math.nan),
+        "best_validation_energy_rmse_mev_per_atom": best.get("validation_energy_rmse_mev_per_atom", math.nan),
+        "best_validation_force_rmse_ev_per_angstrom": best.get("validation_force_rmse_ev_per_angstrom", math.nan),
         "stopped_early": state["stopped_early"],
         "seconds_per_epoch": float(np.mean(seconds)) if seconds else math.nan,
         "n_train": n_train,
