@@ -202,21 +202,23 @@ def test_empty_structure_has_zero_histogram(edges):
 
 
 def test_histograms_in_chunks_match_loop():
-    # Enough atoms for several chunks; compare with a per-atom loop.
+    # Enough atoms for several chunks of whole structures, with one structure larger
+    # than a chunk and empty structures; compare with a loop over structures.
     rng = np.random.default_rng(0)
-    n_atoms = np.array([3, 0, 5, 70_000, 2])
+    n_atoms = np.r_[[3, 0, 5, 70_000, 2], rng.integers(0, 40, size=3000)]
     offsets = np.r_[0, np.cumsum(n_atoms)]
     values = rng.normal(size=(offsets[-1], 64))
     species = rng.choice([PD, H], size=offsets[-1])
     edges = fit_bin_edges(values, species, ELEMENTS, n_bins=5)
     counts = histogram_counts(values, species, offsets, edges)
 
-    indices, _ = bin_indices(values, element_positions(species, (PD, H)), edges)
     block = element_positions(species, (PD, H))
+    indices, _ = bin_indices(values, block, edges)
     expected = np.zeros_like(counts)
+    functions = np.arange(64)[None, :]
     for s in range(len(n_atoms)):
-        for atom in range(offsets[s], offsets[s + 1]):
-            np.add.at(expected[s, block[atom]], (np.arange(64), indices[atom]), 1)
+        rows = slice(offsets[s], offsets[s + 1])
+        np.add.at(expected[s], (block[rows][:, None], functions, indices[rows]), 1)
     np.testing.assert_array_equal(counts, expected)
 
 

@@ -413,19 +413,28 @@ def histogram_counts(
     n_elements, n_features, n_bins = edges.n_elements, edges.n_features, edges.n_bins
     structure = np.repeat(np.arange(n_structures, dtype=np.int64), np.diff(offsets))
 
-    # Count in chunks of atoms so the flat index array stays small for large data sets.
-    counts = np.zeros(n_structures * n_elements * n_features * n_bins, dtype=np.int64)
+    # Count in chunks of whole structures, about 2**22 values each, so the flat
+    # index array and np.bincount's output stay small for large data sets.
+    per_structure = n_elements * n_features * n_bins
+    counts = np.zeros((n_structures, per_structure), dtype=np.int32)
     feature_offset = np.arange(n_features, dtype=np.int64) * n_bins
+    atoms_per_chunk = max(1, 2**22 // max(n_features, 1))
     n_out_of_range = 0
-    chunk = max(1, 2**22 // max(n_features, 1))
-    for start in range(0, values.shape[0], chunk):
-        stop = min(start + chunk, values.shape[0])
+    first = 0
+    while first < n_structures:
+        limit = offsets[first] + atoms_per_chunk
+        last = int(np.searchsorted(offsets, limit, side="right")) - 1
+        last = min(max(last, first + 1), n_structures)
+        start, stop = offsets[first], offsets[last]
+
         indices, n_out = bin_indices(values[start:stop], block[start:stop], edges)
         n_out_of_range += n_out
-        row = (structure[start:stop] * n_elements + block[start:stop]) * n_features
-        flat = (row * n_bins)[:, None] + feature_offset + indices
-        counts += np.bincount(flat.ravel(), minlength=counts.size)
-    counts = counts.astype(np.int32).reshape(n_structures, n_elements, n_features, n_bins)
+        row = (structure[start:stop] - first) * n_elements + block[start:stop]
+        flat = (row * (n_features * n_bins))[:, None] + feature_offset + indices
+        chunk_counts = np.bincount(flat.ravel(), minlength=(last - first) * per_structure)
+        counts[first:last] = chunk_counts.reshape(last - first, per_structure)
+        first = last
+    counts = counts.reshape(n_structures, n_elements, n_features, n_bins)
 
     if n_out_of_range:
         logger.warning(
@@ -542,7 +551,8 @@ def difference_vectors(
 
     n_structures = counts.shape[0]
     if mode == "count":
-        difference = np.abs(counts.astype(np.int64) - reference_counts.astype(np.int64))
+        difference = counts.astype(np.int32, copy=False) - reference_counts.astype(np.int32)
+        np.abs(difference, out=difference)
         return difference.reshape(n_structures, -1).astype(np.float32)
     flipped = (counts > 0) != (reference_counts > 0)  # (n_structures, E, F, B)
     if mode == "set":
