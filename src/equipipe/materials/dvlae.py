@@ -413,12 +413,12 @@ def histogram_counts(
     n_elements, n_features, n_bins = edges.n_elements, edges.n_features, edges.n_bins
     structure = np.repeat(np.arange(n_structures, dtype=np.int64), np.diff(offsets))
 
-    # Count in chunks of whole structures, about 2**22 values each, so the flat
+    # Count in chunks of whole structures, about 2**20 values each, so the flat
     # index array and np.bincount's output stay small for large data sets.
     per_structure = n_elements * n_features * n_bins
     counts = np.zeros((n_structures, per_structure), dtype=np.int32)
     feature_offset = np.arange(n_features, dtype=np.int64) * n_bins
-    atoms_per_chunk = max(1, 2**22 // max(n_features, 1))
+    atoms_per_chunk = max(1, 2**20 // max(n_features, 1))
     n_out_of_range = 0
     first = 0
     while first < n_structures:
