@@ -283,6 +283,13 @@ def test_embed_tsne_reproducible():
     np.testing.assert_array_equal(first_test, again_test)
 
 
+def test_embed_tsne_annoy_neighbors():
+    train, test = _vectors(60), _vectors(10, seed=1)
+    coords, test_coords = embed(train, test, seed=0, perplexity=10.0, neighbors="annoy")
+    assert coords.shape == (60, 2)
+    assert test_coords.shape == (10, 2)
+
+
 def test_embed_tsne_separates_clusters():
     # Two groups of vectors that differ in all 20 entries: every structure's map
     # neighbours must come from its own group.
@@ -327,9 +334,10 @@ def test_embed_lowers_perplexity(caplog):
         (_vectors(10), _vectors(3)[:, :5], {}, InputError, "test_vectors have length 5 but train_vectors have length 20"),
         (np.full((10, 3), np.nan), None, {}, InputError, r"train_vectors contains NaN or infinite entries in 10 row\(s\)"),
         (np.zeros(10), None, {}, InputError, r"train_vectors must be a numeric 2-D array.*got shape \(10,\)"),
+        (_vectors(10), None, {"neighbors": "hnsw"}, ConfigError, "neighbors must be 'exact' or 'annoy', got 'hnsw'"),
     ],
     ids=["method", "perplexity", "tsne-too-few", "pca-too-few", "pca-length-one",
-         "test-length", "nan", "one-dimensional"],
+         "test-length", "nan", "one-dimensional", "neighbors"],
 )
 def test_embed_rejects(train, test, kwargs, error, match):
     with pytest.raises(error, match=match):
