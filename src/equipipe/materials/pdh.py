@@ -35,7 +35,12 @@ from ase.build import bulk, fcc111
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.velocitydistribution import Stationary
+
+try:
+    from ase.md.velocitydistribution import thermalize_momenta
+except ImportError:  # ASE < 3.29 has only the older name, deprecated since 3.29.
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 from ase.units import fs
 
 from equipipe.logs import ProgressLogger
@@ -243,7 +248,7 @@ def _run_langevin(
 ) -> list[Atoms]:
     """Run Langevin MD with EMT and return ``n_frames`` snapshots with their energy and forces."""
     atoms.calc = EMT()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     Stationary(atoms)
     # fixcm=False because ASE 3.28+ deprecates fixcm=True, which samples NVT slightly wrongly.
     dynamics = Langevin(
