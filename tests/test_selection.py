@@ -259,6 +259,11 @@ def test_structure_mean_descriptors_hand_set():
     np.testing.assert_array_equal(means, expected)
 
 
+def test_structure_mean_rejects_repeated_element():
+    with pytest.raises(ConfigError, match=r"distinct positive atomic numbers, got \[46, 46\]"):
+        structure_mean_descriptors(np.zeros((1, 1)), np.array([46]), np.array([0, 1]), [46, 46])
+
+
 def test_structure_mean_rejects_unknown_element():
     with pytest.raises(InputError, match=r"atomic number\(s\) \[8\] are not among the elements \[46, 1\]"):
         structure_mean_descriptors(np.zeros((2, 1)), np.array([46, 8]), np.array([0, 2]), [46, 1])
@@ -281,6 +286,13 @@ def test_embed_tsne_reproducible():
     assert np.isfinite(first_test).all()
     np.testing.assert_array_equal(first_train, again_train)
     np.testing.assert_array_equal(first_test, again_test)
+
+
+@pytest.mark.parametrize("method", ["tsne", "pca"])
+def test_embed_empty_test_set(method):
+    coords, test_coords = embed(_vectors(20), _vectors(20)[:0], method=method, perplexity=5.0)
+    assert coords.shape == (20, 2)
+    assert test_coords.shape == (0, 2)
 
 
 def test_embed_tsne_annoy_neighbors():

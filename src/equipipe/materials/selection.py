@@ -20,7 +20,11 @@ from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
 from equipipe.errors import ConfigError, InputError
-from equipipe.materials.dvlae import check_descriptor_arrays, element_positions
+from equipipe.materials.dvlae import (
+    check_descriptor_arrays,
+    check_elements,
+    element_positions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -484,9 +488,7 @@ def structure_mean_descriptors(
         ``elements[e]``, or zeros when the structure has no such atom.
     """
     values, species, offsets = check_descriptor_arrays(values, species, offsets)
-    elements = tuple(int(z) for z in elements)
-    if not elements:
-        raise ConfigError("elements must not be empty", field="elements")
+    elements = check_elements(elements)
     block = element_positions(species, elements)
     n_structures = offsets.size - 1
     n_elements, n_features = len(elements), values.shape[1]
