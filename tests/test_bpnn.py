@@ -374,3 +374,49 @@ def test_learning_curve_table_aggregates_seeds():
     assert random_row["energy_rmse_mev_per_atom_max"] == 9.0
     assert np.isnan(table.loc[("dvlae", 0.5)]["energy_rmse_mev_per_atom_std"])
     assert "seed_mean" not in table.columns
+
+
+# ---------------------------------------------------------------------- precomputed gradients
+
+
+@pytest.mark.parametrize("angular", ["g4", "g5"])
+def test_feature_gradients_match_autograd(angular):
+    from dataclasses import replace
+
+    from equipipe.materials.descriptor_gradients import (
+        forces_from_gradients,
+        symmetry_functions_with_gradients,
+    )
+    from equipipe.materials.descriptors import symmetry_functions
+
+    sf = replace(SymmetryFunctionSet.default(["Pd", "H"], cutoff=5.0), angular=angular)
+    atoms = pdh_cell(seed=40, rattle=0.2)
+    graph = build_graph(atoms, sf.cutoff, sf.elements)
+    positions = torch.from_numpy(atoms.get_positions())
+    features, gradients = symmetry_functions_with_gradients(sf, positions, graph)
+    assert gradients.shape == (graph.n_pairs, sf.n_features, 3)
+    torch.testing.assert_close(features, symmetry_functions(sf, positions, graph), rtol=0, atol=1e-12)
+
+    # A random linear "energy" of the features: autograd through the descriptors
+    # and the stored bond-vector gradients must give the same forces.
+    weights = torch.randn(features.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    moving = positions.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad((symmetry_functions(sf, moving, graph) * weights).sum(), moving)
+    forces = forces_from_gradients(weights, gradients, graph.pair_i, graph.pair_j)
+    assert gradient.abs().max() > 0.1
+    torch.testing.assert_close(forces, -gradient, rtol=0, atol=1e-10)
+
+
+def test_training_path_forces_equal_autograd_forces():
+    from equipipe.materials.training import prepare_structures
+
+    structures = pdh_set(3, seed=41)
+    model = random_model(structures)
+    batch = prepare_structures(structures, SF).batch([0, 1, 2], torch.device("cpu"), torch.float64)
+    energies, forces = batch.predict(model)
+
+    graph = batch_graphs([build_graph(a, SF.cutoff, SF.elements) for a in structures])
+    positions = torch.from_numpy(np.concatenate([a.get_positions() for a in structures]))
+    reference_energies, reference_forces = model.energy_and_forces(positions, graph)
+    torch.testing.assert_close(energies, reference_energies, rtol=0, atol=1e-10)
+    torch.testing.assert_close(forces, reference_forces, rtol=0, atol=1e-10)

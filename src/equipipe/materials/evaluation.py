@@ -90,12 +90,12 @@ def predict(
     force_mae = np.empty(len(data))
     for start in range(0, len(data), batch_size):
         indices = list(range(start, min(start + batch_size, len(data))))
-        positions, graph, _, _, forces = data.batch(indices, device, dtype)
-        energies, predicted_forces = model.energy_and_forces(positions, graph)
-        energy_pred[indices] = energies.detach().cpu().numpy()
+        batch = data.batch(indices, device, dtype)
+        energies, predicted_forces = batch.predict(model)
+        energy_pred[indices] = energies.cpu().numpy()
 
         # Per-structure force errors from the concatenated atoms of the batch.
-        error = (predicted_forces - forces).detach().cpu().numpy()  # (n_atoms, 3)
+        error = (predicted_forces - batch.forces).cpu().numpy()  # (n_atoms, 3)
         sizes = data.n_atoms[indices].numpy().astype(int)
         chunks = np.split(error, np.cumsum(sizes)[:-1])
         for index, chunk in zip(indices, chunks, strict=True):
