@@ -118,9 +118,11 @@ def test_grid_select_identical_positions(caplog):
         ({"fraction": 1.2}, ConfigError, r"fraction must be in \(0, 1\], got 1\.2"),
         ({"fraction": 0.01}, ConfigError, r"fraction=0\.01 of n=7 structures keeps no structure.*at least 0\.143"),
         ({"cell_size": 1.0, "seed": -1}, ConfigError, r"seed must be a non-negative integer, got -1.*materials\.selection\.seeds"),
+        ({"fraction": 0.5, "tolerance": -1}, InputError, r"tolerance must be an integer >= 0 \(structures\), got -1"),
+        ({"fraction": 0.5, "max_iter": 0}, InputError, "max_iter must be an integer >= 1, got 0"),
     ],
     ids=["k-zero", "k-float", "neither", "both", "cell-zero", "cell-inf", "fraction-zero",
-         "fraction-above-one", "fraction-keeps-none", "seed-negative"],
+         "fraction-above-one", "fraction-keeps-none", "seed-negative", "tolerance", "max-iter"],
 )
 def test_grid_select_rejects(kwargs, error, match):
     with pytest.raises(error, match=match):
