@@ -410,9 +410,11 @@ def test_feature_gradients_match_autograd(angular):
 def test_training_path_forces_equal_autograd_forces():
     from equipipe.materials.training import prepare_structures
 
-    structures = pdh_set(3, seed=41)
+    one_atom = bulk("Pd", "fcc", a=3.95)  # primitive cell: every neighbour is an image
+    one_atom.calc = SinglePointCalculator(one_atom, energy=-1.0, forces=np.zeros((1, 3)))
+    structures = [*pdh_set(2, seed=41), one_atom, pdh_cell(seed=42)]
     model = random_model(structures)
-    batch = prepare_structures(structures, SF).batch([0, 1, 2], torch.device("cpu"), torch.float64)
+    batch = prepare_structures(structures, SF).batch([0, 1, 2, 3], torch.device("cpu"), torch.float64)
     energies, forces = batch.predict(model)
 
     graph = batch_graphs([build_graph(a, SF.cutoff, SF.elements) for a in structures])

@@ -122,26 +122,29 @@ def _angular(sf, graph, vectors, distances, fc, fc_slope, n_atoms):
         x, y = vectors[first], vectors[second]  # (n_t, 3) bonds i->j and i->k
         r1, r2 = distances[first], distances[second]
         fc1, fc2 = fc[first], fc[second]
-        cos = (x * y).sum(dim=1) / (r1 * r2)  # (n_t,)
-        dcos_dx = y / (r1 * r2)[:, None] - (cos / r1**2)[:, None] * x
-        dcos_dy = x / (r1 * r2)[:, None] - (cos / r2**2)[:, None] * y
+        inverse_r1r2 = 1.0 / (r1 * r2)
+        cos = (x * y).sum(dim=1) * inverse_r1r2  # (n_t,)
 
-        # Cutoff product C and the Gaussian's exponent argument S with their gradients.
+        # Every derivative with respect to x or y is a combination a * x + b * y, so
+        # each scalar factor is kept as its two coefficients (x part, y part):
+        # cos, the cutoff product C and the Gaussian argument S.
+        cos_x = (-cos / r1**2, inverse_r1r2)  # d cos / dx
+        cos_y = (inverse_r1r2, -cos / r2**2)  # d cos / dy
         cutoff_product = fc1 * fc2
-        dC_dx = (fc_slope[first] * fc2 / r1)[:, None] * x
-        dC_dy = (fc1 * fc_slope[second] / r2)[:, None] * y
+        C_x = [fc_slope[first] * fc2 / r1, torch.zeros_like(r1)]
+        C_y = [torch.zeros_like(r1), fc1 * fc_slope[second] / r2]
         squared_sum = r1**2 + r2**2
-        dS_dx, dS_dy = 2.0 * x, 2.0 * y
+        S_x, S_y = (2.0, 0.0), (0.0, 2.0)
         if sf.angular == "g4":
-            d = y - x
-            r3 = torch.linalg.vector_norm(d, dim=1)
+            r3 = torch.linalg.vector_norm(y - x, dim=1)
             fc3, fc3_slope = _cutoff_and_derivative(r3, sf.cutoff)
-            dr3_dy = d / r3[:, None]  # and dr3/dx = -dr3/dy
-            dC_dx = dC_dx * fc3[:, None] - (cutoff_product * fc3_slope)[:, None] * dr3_dy
-            dC_dy = dC_dy * fc3[:, None] + (cutoff_product * fc3_slope)[:, None] * dr3_dy
+            # r3 = |y - x|: dr3/dx = (x - y) / r3 and dr3/dy = (y - x) / r3.
+            slope3 = cutoff_product * fc3_slope / r3
+            C_x = [C_x[0] * fc3 + slope3, C_x[1] * fc3 - slope3]
+            C_y = [C_y[0] * fc3 - slope3, C_y[1] * fc3 + slope3]
             cutoff_product = cutoff_product * fc3
             squared_sum = squared_sum + r3**2
-            dS_dx, dS_dy = dS_dx - 2.0 * d, dS_dy + 2.0 * d
+            S_x, S_y = (4.0, -2.0), (-2.0, 4.0)
 
         # term = A(cos) * R(S) * C with A = 2^(1-zeta) (1 + lambda cos)^zeta, R = exp(-eta S).
         base = (1.0 + lambdas * cos[:, None]).clamp(min=0.0)  # (n_t, n_zl)
@@ -149,23 +152,29 @@ def _angular(sf, graph, vectors, distances, fc, fc_slope, n_atoms):
         A = prefactor * base**zetas
         dA_dcos = prefactor * zetas * lambdas * base ** (zetas - 1.0)
         R = torch.exp(-etas * squared_sum[:, None])  # (n_t, n_eta)
-        RC = R * cutoff_product[:, None]
-        terms = (RC[:, :, None] * A[:, None, :]).reshape(len(first), n_angular)
+        terms = ((R * cutoff_product[:, None])[:, :, None] * A[:, None, :]).reshape(len(first), n_angular)
 
-        def term_gradient(dcos, dS, dC):
-            # (n_t, n_eta, n_zl, 3): dA R C + A dR C + A R dC, with dR = -eta R dS.
-            part_a = RC[:, :, None, None] * (dA_dcos[:, :, None] * dcos[:, None, :])[:, None, :, :]
-            dRC = (-etas[None, :, None] * RC[:, :, None]) * dS[:, None, :] + R[:, :, None] * dC[:, None, :]
-            part_b = A[:, None, :, None] * dRC[:, :, None, :]
-            return (part_a + part_b).reshape(len(first), n_angular * 3)
+        def coefficient(cos_part, S_part, C_part):
+            # d term = R [C (dA/dcos dcos - eta A dS) + A dC], one vector component.
+            inner = cutoff_product[:, None, None] * (
+                dA_dcos[:, None, :] * cos_part[:, None, None] - S_part * etas[None, :, None] * A[:, None, :]
+            ) + A[:, None, :] * C_part[:, None, None]  # (n_t, n_eta, n_zl)
+            return (R[:, :, None] * inner).reshape(len(first), n_angular)
+
+        def term_gradient(cos_d, S_d, C_d):
+            along_x = coefficient(cos_d[0], S_d[0], C_d[0])  # (n_t, n_angular)
+            along_y = coefficient(cos_d[1], S_d[1], C_d[1])
+            gradient_t = along_x[:, :, None] * x[:, None, :]
+            gradient_t += along_y[:, :, None] * y[:, None, :]
+            return gradient_t.reshape(len(first), n_angular * 3)
 
         species_j = graph.species[graph.pair_j[first]]
         species_k = graph.species[graph.pair_j[second]]
         block = block_table[species_j, species_k]
         centres = graph.pair_i[first]
         values.index_add_(0, centres * n_blocks + block, terms)
-        gradient.index_add_(0, first * n_blocks + block, term_gradient(dcos_dx, dS_dx, dC_dx))
-        gradient.index_add_(0, second * n_blocks + block, term_gradient(dcos_dy, dS_dy, dC_dy))
+        gradient.index_add_(0, first * n_blocks + block, term_gradient(cos_x, S_x, C_x))
+        gradient.index_add_(0, second * n_blocks + block, term_gradient(cos_y, S_y, C_y))
 
     values = values.reshape(n_atoms, n_blocks * n_angular)
     gradient = gradient.reshape(n_pairs, n_blocks * n_angular, 3)

@@ -199,7 +199,8 @@ class StructureData:
     feature_gradients : list of Tensor of shape (n_pairs, n_features, 3), or None
         None when forces are not needed.
     pair_i, pair_j : list of Tensor of shape (n_pairs,)
-        Pair lists with atom indices local to each structure.
+        Pairs whose gradients are stored, with atom indices local to each
+        structure; pairs from an atom to its own image are left out.
     species : list of Tensor of shape (n_atoms,)
     forces : list of Tensor of shape (n_atoms, 3), eV/Å
     energies : Tensor of shape (n_structures,), eV
@@ -324,22 +325,34 @@ def prepare_structures(
         n_atoms.append(len(atoms))
         ids.append(structure_id(atoms, position))
 
+    # A pair from an atom to its own periodic image moves with the atom, so its
+    # bond vector never changes and its gradient adds nothing to the forces. Such
+    # pairs are dropped, and one-atom cells (only such pairs) skip the gradients.
     features, gradients, pair_i, pair_j, species = [], [], [], [], []
     progress = ProgressLogger(logger, total=len(atoms_list), what="structure")
-    for chunk in _chunks_by_atoms(n_atoms, max_atoms_per_chunk):
+    for chunk, needs_gradients in _chunks_by_atoms(n_atoms, max_atoms_per_chunk, with_gradients):
         graphs = [_build_graph(atoms_list[i], symmetry_function_set) for i in chunk]
         batch = descriptors.batch_graphs(graphs)
         positions = torch.from_numpy(np.concatenate([atoms_list[i].get_positions() for i in chunk]))
-        if with_gradients:
+        if needs_gradients:
             values, derivatives = symmetry_functions_with_gradients(symmetry_function_set, positions, batch)
-            gradients += list(torch.split(derivatives, [g.n_pairs for g in graphs]))
+            derivatives = torch.split(derivatives, [g.n_pairs for g in graphs])
         else:
             with torch.no_grad():
                 values = descriptors.symmetry_functions(symmetry_function_set, positions, batch)
+            derivatives = [None] * len(graphs)
         features += list(torch.split(values, [g.n_atoms for g in graphs]))
-        pair_i += [g.pair_i for g in graphs]
-        pair_j += [g.pair_j for g in graphs]
-        species += [g.species for g in graphs]
+        for graph, derivative in zip(graphs, derivatives, strict=True):
+            if derivative is None:
+                kept = torch.zeros(graph.n_pairs, dtype=torch.bool)
+                derivative = torch.zeros(0, symmetry_function_set.n_features, 3, dtype=torch.float64)
+            else:
+                kept = graph.pair_i != graph.pair_j
+                derivative = derivative[kept]
+            pair_i.append(graph.pair_i[kept])
+            pair_j.append(graph.pair_j[kept])
+            gradients.append(derivative)
+            species.append(graph.species)
         progress.update(chunk[-1] + 1)
     return StructureData(
         features=features,
@@ -354,16 +367,24 @@ def prepare_structures(
     )
 
 
-def _chunks_by_atoms(n_atoms: Sequence[int], max_atoms: int) -> list[list[int]]:
-    chunks: list[list[int]] = [[]]
+def _chunks_by_atoms(
+    n_atoms: Sequence[int], max_atoms: int, with_gradients: bool
+) -> list[tuple[list[int], bool]]:
+    """Group consecutive structures into chunks of at most ``max_atoms`` atoms.
+
+    Each chunk comes with whether it needs feature gradients; one-atom cells never
+    do, and a chunk holds only one kind.
+    """
+    chunks: list[tuple[list[int], bool]] = []
     total = 0
     for index, count in enumerate(n_atoms):
-        if chunks[-1] and total + count > max_atoms:
-            chunks.append([])
+        needs = with_gradients and count > 1
+        if not chunks or chunks[-1][1] != needs or total + count > max_atoms:
+            chunks.append(([], needs))
             total = 0
-        chunks[-1].append(index)
+        chunks[-1][0].append(index)
         total += count
-    return [chunk for chunk in chunks if chunk]
+    return chunks
 
 
 def _build_graph(atoms: Any, symmetry_function_set: descriptors.SymmetryFunctionSet):
