@@ -191,7 +191,8 @@ def test_training_lowers_validation_error(pdh_training_set):
 
 def test_resume_matches_uninterrupted_run(pdh_training_set, tmp_path):
     structures = pdh_training_set[:12]
-    config = TrainingConfig(epochs=6, patience=50, checkpoint_every=2, seed=2, **FAST)
+    # lr_decay_patience=1 makes the learning-rate schedule part of the resumed state.
+    config = TrainingConfig(epochs=6, patience=50, checkpoint_every=2, lr_decay_patience=1, seed=2, **FAST)
     uninterrupted, history_full = train_potential(structures, SF, config)
 
     # Interrupt the second run while it logs epoch 5, after the epoch-4 checkpoint.
@@ -219,6 +220,8 @@ def test_resume_matches_uninterrupted_run(pdh_training_set, tmp_path):
     losses_full = [r["validation_loss"] for r in history_full["epochs"]]
     losses_resumed = [r["validation_loss"] for r in history_resumed["epochs"]]
     assert losses_resumed == losses_full
+    rates = [r["learning_rate"] for r in history_resumed["epochs"]]
+    assert rates == [r["learning_rate"] for r in history_full["epochs"]]
     for name, value in uninterrupted.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name
 
@@ -280,8 +283,9 @@ def test_unknown_element_rejected():
         ("force_weight", -1.0, "force_weight=-1.0 must be zero or positive"),
         ("activation", "relu6", "activation='relu6' is not one of"),
         ("dtype", "float16", "dtype='float16' is not one of"),
+        ("lr_decay_factor", 0.0, r"lr_decay_factor=0.0 must lie in \(0, 1\]"),
     ],
-    ids=["fraction", "epochs", "force-weight", "activation", "dtype"],
+    ids=["fraction", "epochs", "force-weight", "activation", "dtype", "lr-decay"],
 )
 def test_training_config_rejects_bad_value(field, value, message):
     with pytest.raises(ValueError, match=message):

@@ -8,9 +8,9 @@ respect to the positions, computed by autograd through the descriptors, so they 
 exactly conservative.
 
 Two fitted constants per element make training easier. The descriptor mean and
-standard deviation over the training atoms standardise the network inputs, and a
+standard deviation over the training atoms standardise the network inputs. A
 per-element energy offset, fitted by least squares of the energy per atom on the
-composition, takes the large constant part of the energy so that the networks learn
+composition, takes the large constant part of the energy, so the networks learn
 only the residual.
 """
 

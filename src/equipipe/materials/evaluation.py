@@ -1,7 +1,7 @@
 """Errors of a trained potential on held-out structures, and learning-curve tables.
 
 Energy errors are per atom in meV/atom, so that structures of different size weigh
-the same; force errors are over all Cartesian force components in eV/Å.
+the same. Force errors are over all Cartesian force components in eV/Å.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def predict(
         Structures with reference energy (eV) and forces (eV/Å), and
         ``info["id"]`` and ``info["config_type"]`` where known.
     symmetry_function_set : descriptors.SymmetryFunctionSet, optional
-        When given, it must define the same features as the model's set; this
+        When given, it must define the same features as the model's set. This
         guards against evaluating a potential on descriptors it was not trained on.
     device : str or torch.device, default "cpu"
         ``"auto"``, ``"cpu"``, ``"cuda"`` or a torch device.

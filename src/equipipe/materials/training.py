@@ -51,8 +51,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1
 
 # Config fields that may differ between the run that wrote a checkpoint and the
-# run that resumes it: they do not change the arithmetic of the epochs already
-# done, and a larger ``epochs`` continues a finished run.
+# run that resumes it, because they do not change the arithmetic of the epochs
+# already done. A larger ``epochs`` continues a finished run.
 _RESUME_FREE_FIELDS = ("device", "log_interval", "checkpoint_every", "epochs")
 
 
@@ -82,6 +82,13 @@ class TrainingConfig:
         one structure is held back.
     patience : int, default 20
         Epochs without a lower validation loss before training stops.
+    lr_decay_factor : float, default 0.5
+        Factor applied to the learning rate when the validation loss has not
+        improved for ``lr_decay_patience`` epochs (PyTorch's
+        ``ReduceLROnPlateau``); 1.0 keeps it constant.
+    lr_decay_patience : int, default 8
+        Epochs without improvement before the learning rate drops. Keep it
+        below ``patience`` so that a lower rate is tried before stopping.
     seed : int, default 0
         Seed of the validation split, the weight initialisation and the batch order.
     device : {"auto", "cpu", "cuda"}, default "auto"
@@ -103,6 +110,8 @@ class TrainingConfig:
     force_weight: float = 0.1
     validation_fraction: float = 0.1
     patience: int = 20
+    lr_decay_factor: float = 0.5
+    lr_decay_patience: int = 8
     seed: int = 0
     device: str = "auto"
     dtype: str = "float64"
@@ -113,7 +122,7 @@ class TrainingConfig:
         object.__setattr__(self, "hidden", tuple(int(width) for width in self.hidden))
         PotentialConfig(self.hidden, self.activation)
         resolve_dtype(self.dtype)
-        for name in ("epochs", "batch_size", "patience", "checkpoint_every"):
+        for name in ("epochs", "batch_size", "patience", "lr_decay_patience", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
         for name in ("learning_rate", "log_interval"):
@@ -122,6 +131,10 @@ class TrainingConfig:
         for name in ("energy_weight", "force_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be zero or positive")
+        if not 0 < self.lr_decay_factor <= 1:
+            raise ValueError(
+                f"lr_decay_factor={self.lr_decay_factor} must lie in (0, 1], for example 0.5"
+            )
         if self.energy_weight == 0 and self.force_weight == 0:
             raise ValueError("energy_weight and force_weight are both 0; set one above 0")
         if not 0 < self.validation_fraction < 1:
@@ -190,8 +203,8 @@ class StructureData:
     """Symmetry functions, their gradients and the references of a list of structures.
 
     Training positions never change, so the descriptors and their derivatives with
-    respect to the bond vectors are computed once (see `descriptor_gradients`);
-    each training step then only runs the networks.
+    respect to the bond vectors are computed once (see `descriptor_gradients`).
+    Each training step then only runs the networks.
 
     Attributes
     ----------
@@ -293,7 +306,7 @@ def prepare_structures(
     Parameters
     ----------
     atoms_list : sequence of ase.Atoms
-        Structures with a calculator that holds energy (eV) and forces (eV/Å).
+        Structures with a calculator that contains energy (eV) and forces (eV/Å).
     symmetry_function_set : descriptors.SymmetryFunctionSet
         Descriptors, cutoff and element order.
     with_gradients : bool, default True
@@ -344,13 +357,13 @@ def prepare_structures(
         features += list(torch.split(values, [g.n_atoms for g in graphs]))
         for graph, derivative in zip(graphs, derivatives, strict=True):
             if derivative is None:
-                kept = torch.zeros(graph.n_pairs, dtype=torch.bool)
+                moving_pairs = torch.zeros(graph.n_pairs, dtype=torch.bool)
                 derivative = torch.zeros(0, symmetry_function_set.n_features, 3, dtype=torch.float64)
             else:
-                kept = graph.pair_i != graph.pair_j
-                derivative = derivative[kept]
-            pair_i.append(graph.pair_i[kept])
-            pair_j.append(graph.pair_j[kept])
+                moving_pairs = graph.pair_i != graph.pair_j
+                derivative = derivative[moving_pairs]
+            pair_i.append(graph.pair_i[moving_pairs])
+            pair_j.append(graph.pair_j[moving_pairs])
             gradients.append(derivative)
             species.append(graph.species)
         progress.update(chunk[-1] + 1)
@@ -372,8 +385,8 @@ def _chunks_by_atoms(
 ) -> list[tuple[list[int], bool]]:
     """Group consecutive structures into chunks of at most ``max_atoms`` atoms.
 
-    Each chunk comes with whether it needs feature gradients; one-atom cells never
-    do, and a chunk holds only one kind.
+    Each chunk comes with a flag that says whether it needs feature gradients.
+    One-atom cells never do, and a chunk contains only one kind.
     """
     chunks: list[tuple[list[int], bool]] = []
     total = 0
@@ -400,7 +413,7 @@ def _batches(n_items: int, batch_size: int) -> list[list[int]]:
 def split_validation(n_structures: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split structure positions into a training and a validation part.
 
-    The validation part holds ``round(fraction * n_structures)`` structures, at
+    The validation part contains ``round(fraction * n_structures)`` structures, at
     least 1, and the training part keeps at least 1.
 
     Raises
@@ -435,7 +448,7 @@ def evaluate_errors(
     -------
     dict
         ``energy_mse`` (eV²/atom²) and ``force_mse`` (eV²/Å²; NaN when ``data``
-        holds no feature gradients).
+        contains no feature gradients).
     """
     energy_sq, force_sq, n_components = 0.0, 0.0, 0
     for chunk in _batches(len(indices), batch_size):
@@ -557,6 +570,9 @@ def train_potential(
     _fit_constants(model, data, train_index)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=config.lr_decay_factor, patience=config.lr_decay_patience
+    )
     generator = torch.Generator().manual_seed(config.seed)
 
     state = {
@@ -571,7 +587,9 @@ def train_potential(
     fingerprint = _fingerprint(data)
     resumed_from = 0
     if checkpoint_path is not None and os.path.exists(checkpoint_path):
-        state = _load_checkpoint(checkpoint_path, config, fingerprint, model, optimizer, generator, device)
+        state = _load_checkpoint(
+            checkpoint_path, config, fingerprint, model, optimizer, scheduler, generator, device
+        )
         resumed_from = state["epoch"]
         log.info("resumed from %s at epoch %d", checkpoint_path, resumed_from)
 
@@ -610,6 +628,9 @@ def train_potential(
         train_force_mse = force_sq / n_components if n_components else math.nan
         train_loss = _loss(config, train_energy_mse, train_force_mse)
         validation_loss = _loss(config, validation["energy_mse"], validation["force_mse"])
+        learning_rate = optimizer.param_groups[0]["lr"]
+        if config.lr_decay_factor < 1:
+            scheduler.step(validation_loss)
         if validation_loss < state["best_loss"]:
             state["best_loss"] = validation_loss
             state["best_epoch"] = epoch
@@ -628,7 +649,7 @@ def train_potential(
             "validation_energy_rmse_mev_per_atom": 1000.0 * math.sqrt(validation["energy_mse"]),
             "validation_force_rmse_ev_per_angstrom": math.sqrt(validation["force_mse"]),
             "seconds": seconds,
-            "learning_rate": optimizer.param_groups[0]["lr"],
+            "learning_rate": learning_rate,
         }
         state["history"].append(record)
         state["epoch"] = epoch
@@ -649,7 +670,9 @@ def train_potential(
             force=epoch == 1 or finished,
         )
         if checkpoint_path is not None and (epoch % config.checkpoint_every == 0 or finished):
-            _save_checkpoint(checkpoint_path, config, fingerprint, model, optimizer, generator, state)
+            _save_checkpoint(
+                checkpoint_path, config, fingerprint, model, optimizer, scheduler, generator, state
+            )
 
     if state["stopped_early"]:
         log.info(
@@ -704,6 +727,7 @@ def _save_checkpoint(
     fingerprint: str,
     model: BehlerParrinelloPotential,
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
     generator: torch.Generator,
     state: dict[str, Any],
 ) -> None:
@@ -714,6 +738,7 @@ def _save_checkpoint(
         "hyperparameters": model.hyperparameters(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
         "generator": generator.get_state(),
         "state": {**state, "best_state": {k: v.detach().cpu() for k, v in state["best_state"].items()}},
     }
@@ -727,6 +752,7 @@ def _load_checkpoint(
     fingerprint: str,
     model: BehlerParrinelloPotential,
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
     generator: torch.Generator,
     device: torch.device,
 ) -> dict[str, Any]:
@@ -753,6 +779,7 @@ def _load_checkpoint(
 
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
     generator.set_state(checkpoint["generator"])
     state = dict(checkpoint["state"])
     state["best_state"] = {k: v.to(device) for k, v in state["best_state"].items()}
