@@ -215,8 +215,9 @@ def test_resume_matches_uninterrupted_run(pdh_training_set, tmp_path):
     resumed, history_resumed = train_potential(structures, SF, config, checkpoint_path=checkpoint)
     assert history_resumed["resumed_from_epoch"] == 4
     assert len(history_resumed["epochs"]) == 6
-    # Same seed, same restored RNG and optimizer state, single-threaded CPU float64:
-    # the arithmetic is the same sequence of operations, so results are bitwise equal.
+    # The checkpoint restores the weights, the RNG, the optimizer and the learning-rate
+    # schedule, so on the CPU the resumed run repeats the same float64 operations and
+    # the results are bitwise equal.
     losses_full = [r["validation_loss"] for r in history_full["epochs"]]
     losses_resumed = [r["validation_loss"] for r in history_resumed["epochs"]]
     assert losses_resumed == losses_full

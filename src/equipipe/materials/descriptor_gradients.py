@@ -12,8 +12,8 @@ of n2p2 and other Behler-Parrinello codes, which also store these derivatives):
     dE/dv_p = sum_f dE/dG_{i f} * dG_{i f}/dv_p,   F_i += dE/dv_p,   F_j -= dE/dv_p.
 
 The formulas are those of `descriptors.symmetry_functions` (same cutoff function,
-feature order, G4/G5 normalisation and unordered neighbour pairs), derived by hand;
-tests compare the values and derivatives with that module and its autograd.
+feature order, G4/G5 normalisation and unordered neighbour pairs), differentiated by
+hand. Tests compare the values and derivatives with that module and its autograd.
 """
 
 from __future__ import annotations
@@ -125,9 +125,9 @@ def _angular(sf, graph, vectors, distances, fc, fc_slope, n_atoms):
         inverse_r1r2 = 1.0 / (r1 * r2)
         cos = (x * y).sum(dim=1) * inverse_r1r2  # (n_t,)
 
-        # Every derivative with respect to x or y is a combination a * x + b * y, so
-        # each scalar factor is kept as its two coefficients (x part, y part):
-        # cos, the cutoff product C and the Gaussian argument S.
+        # Every derivative with respect to x or y is a combination a * x + b * y. So
+        # the derivatives of cos, of the cutoff product C and of the Gaussian
+        # argument S are kept as coefficient pairs (x part, y part).
         cos_x = (-cos / r1**2, inverse_r1r2)  # d cos / dx
         cos_y = (inverse_r1r2, -cos / r2**2)  # d cos / dy
         cutoff_product = fc1 * fc2
