@@ -539,3 +539,62 @@ def test_combinations_of_small_grid():
         cost = reference_wdtw_cd_cost(list(data[:n]), list(data[::-1][:m]), 1.0, 1.0)
         alignment = wdtw_cd(data[:n], data[::-1][:m], k=1.0, c=1.0)
         assert alignment.accumulated[-1, -1] == pytest.approx(brute_force_min_cost(cost))
+
+
+# ---------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
+def test_plots_write_png(tmp_path):
+    from equipipe.events import plots
+
+    x = bump(300, 100.0, width=10.0)
+    y = bump(300, 104.0, width=10.0)
+    alignment = wdtw_cd(x, y)
+    slot_labels = [f"day {index}" for index in range(300)]
+    metrics = trend_metrics(x, y, alignment, names=("weibo", "zhihu"))
+    table = [dict(metrics, event="东京奥运会"), dict(metrics, event="henan floods", lead_slots=-2)]
+
+    plots.plot_alignment(x, y, alignment, ("微博", "知乎"), tmp_path / "a.png", slot_labels)
+    plots.plot_cost_matrix(alignment, tmp_path / "cost.png")
+    plots.plot_summary(table, tmp_path / "summary.png")
+
+    for name in ("a.png", "cost.png", "summary.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png", "cost.png", "summary.png"]
+
+
+def test_plot_alignment_thins_long_paths(tmp_path, monkeypatch):
+    from equipipe.events import plots
+
+    saved = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: saved.append(figure))
+    x = bump(400, 150.0, width=20.0)
+    alignment = wdtw_cd(x, x)
+    plots.plot_alignment(x, x, alignment, ("A", "B"), tmp_path / "a.png")
+
+    grey_lines = [line for line in saved[0].axes[0].lines if line.get_color() == "0.7"]
+    assert len(grey_lines) <= plots.MAX_ALIGNMENT_LINES + 1
+    assert len(grey_lines) >= plots.MAX_ALIGNMENT_LINES // 2
+
+
+def test_plot_errors(tmp_path):
+    from equipipe.events import plots
+
+    x = bump(20, 8.0)
+    alignment = wdtw_cd(x, x)
+    with pytest.raises(ValueError, match=r"summary table is missing column\(s\) \['lead_slots'\]"):
+        plots.plot_summary([{"event": "a", "overall_similarity": 0.5}], tmp_path / "s.png")
+    with pytest.raises(ValueError, match="summary table has no rows"):
+        plots.plot_summary(
+            {"event": [], "lead_slots": [], "overall_similarity": []}, tmp_path / "s.png"
+        )
+    with pytest.raises(ValueError, match="slot_labels has 5 entries; expected at least 20"):
+        plots.plot_alignment(x, x, alignment, ("A", "B"), tmp_path / "a.png", ["d"] * 5)
+    with pytest.raises(ValueError, match="labels='AB' must be two platform names"):
+        plots.plot_alignment(x, x, alignment, "AB", tmp_path / "a.png")
+    assert list(tmp_path.iterdir()) == []
