@@ -137,3 +137,25 @@ def select_event_posts(posts: pd.DataFrame, event: EventSpec) -> pd.DataFrame:
         event.name, len(selected), len(posts), len(event.keywords),
     )
     return selected
+
+
+def event_slots(event: EventSpec, posts: pd.DataFrame, slot: str, timezone: str) -> pd.DatetimeIndex:
+    """Return every slot start of the event's window.
+
+    An open side of the window ends at the first or last slot of ``posts`` (the
+    event's posts); with no post and an open side the result is empty.
+    """
+    from equipipe.events.ingest import assign_slots, slot_range
+
+    start, stop = window_bounds(event, timezone)
+    bounds = []
+    for bound, fallback in ((start, "min"), (stop, "max")):
+        if bound is not None:
+            if fallback == "max":
+                bound = bound - pd.Timedelta(nanoseconds=1)
+            bounds.append(assign_slots(pd.Series([bound]), slot).iloc[0])
+        elif len(posts):
+            bounds.append(getattr(posts["slot"], fallback)())
+        else:
+            return pd.DatetimeIndex([], tz=timezone)
+    return slot_range(bounds[0], bounds[1], slot)

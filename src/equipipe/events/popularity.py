@@ -197,3 +197,90 @@ def platform_series(
     series = tf_sw(counts_tw, textrank_w, graph_size_exponent)
     baseline = frequency(slot_of_post, n_slots, post_weights)
     return pd.concat([series, baseline], axis=1)
+
+
+def event_series(
+    posts: pd.DataFrame,
+    platforms: tuple[str, str],
+    slots: pd.DatetimeIndex,
+    *,
+    event: str = "event",
+    word2vec=None,
+    graph_settings=None,
+    pretrained=None,
+    graph_size_exponent: float = 0.5,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compute both platforms' TF-SW and frequency series of one event.
+
+    Parameters
+    ----------
+    posts : pandas.DataFrame
+        The event's posts with columns ``platform``, ``slot`` (slot start),
+        ``tokens`` (list of str) and ``weight``.
+    platforms : tuple of two str
+        Platform A and platform B.
+    slots : pandas.DatetimeIndex
+        Every slot start of the event's window, in order.
+    event : str, default "event"
+        Event name for messages.
+    word2vec, graph_settings, pretrained
+        Passed to :func:`equipipe.events.wordgraph.compute_word_weights`.
+    graph_size_exponent : float, default 0.5
+        ``gamma`` of :func:`tf_sw`.
+
+    Returns
+    -------
+    series : pandas.DataFrame
+        One row per slot: ``slot_start``, ``popularity_a``, ``popularity_b``,
+        ``frequency_a``, ``frequency_b``, ``posts_a``, ``posts_b``.
+    words : pandas.DataFrame
+        The graph words of each platform: ``platform``, ``word``, ``count``,
+        ``textrank``, ``rank``.
+
+    Raises
+    ------
+    ConfigError
+        If a platform has no post, or no word reaching the graph's ``min_count``,
+        in the window.
+    """
+    from equipipe.events.wordgraph import compute_word_weights
+
+    series = pd.DataFrame({"slot_start": slots})
+    tables = []
+    slot_index = slots.get_indexer(pd.DatetimeIndex(posts["slot"]))
+    if np.any(slot_index < 0):
+        raise ValueError("some posts fall outside the slots of the window")
+    for suffix, platform in zip(("a", "b"), platforms, strict=True):
+        mask = (posts["platform"] == platform).to_numpy()
+        if not mask.any():
+            raise ConfigError(
+                f"event {event!r} has no post on platform {platform!r} in its window",
+                field=f"events ({event})",
+                fix="widen the event's start and end, add keywords, or check the platform names",
+            )
+        sentences = [list(tokens) for tokens in posts.loc[mask, "tokens"]]
+        weights = posts.loc[mask, "weight"].to_numpy(dtype=np.float64)
+        word_weights = compute_word_weights(
+            sentences, weights, word2vec=word2vec, graph_settings=graph_settings,
+            pretrained=pretrained,
+        )
+        if not word_weights.weights:
+            raise ConfigError(
+                f"event {event!r} on platform {platform!r}: no word occurs often enough "
+                "to enter the word graph",
+                field="events.wordgraph.min_count",
+                fix="lower events.wordgraph.min_count or widen the event's window",
+            )
+        platform_frame = platform_series(
+            sentences, slot_index[mask], len(slots), word_weights.weights, weights,
+            graph_size_exponent,
+        )
+        series[f"popularity_{suffix}"] = platform_frame["popularity"].to_numpy()
+        series[f"frequency_{suffix}"] = platform_frame["frequency"].to_numpy()
+        series[f"posts_{suffix}"] = platform_frame["posts"].to_numpy()
+        table = word_weights.table()
+        table.insert(0, "platform", platform)
+        tables.append(table)
+    columns = ["slot_start", "popularity_a", "popularity_b", "frequency_a", "frequency_b",
+               "posts_a", "posts_b"]
+    return series[columns], pd.concat(tables, ignore_index=True)
