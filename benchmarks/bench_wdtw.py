@@ -148,7 +148,8 @@ def format_table(rows: dict[int, dict], compile_seconds: float) -> str:
         )
     footer = [
         "",
-        f"Numba compilation (or loading its on-disk cache) before timing: {compile_seconds:.2f} s.",
+        "Numba compilation (or loading its on-disk cache) before timing: "
+        f"{compile_seconds:.2f} s.",
     ]
     return "\n".join(header + lines + footer)
 

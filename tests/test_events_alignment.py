@@ -254,10 +254,7 @@ def test_wdtw_matches_reference():
     y = rng.random(9)
     g, w_max, half = 0.3, 2.0, 12 / 2
     cost = [
-        [
-            w_max / (1 + math.exp(-g * (abs(i - j) - half))) * (x[i] - y[j]) ** 2
-            for j in range(9)
-        ]
+        [w_max / (1 + math.exp(-g * (abs(i - j) - half))) * (x[i] - y[j]) ** 2 for j in range(9)]
         for i in range(12)
     ]
     alignment = wdtw(x, y, g, w_max=w_max)
@@ -557,7 +554,10 @@ def test_plots_write_png(tmp_path):
     alignment = wdtw_cd(x, y)
     slot_labels = [f"day {index}" for index in range(300)]
     metrics = trend_metrics(x, y, alignment, names=("weibo", "zhihu"))
-    table = [dict(metrics, event="东京奥运会"), dict(metrics, event="henan floods", lead_slots=-2)]
+    table = [
+        dict(metrics, event="东京奥运会"),
+        dict(metrics, event="henan floods", lead_slots=-2),
+    ]
 
     plots.plot_alignment(x, y, alignment, ("微博", "知乎"), tmp_path / "a.png", slot_labels)
     plots.plot_cost_matrix(alignment, tmp_path / "cost.png")

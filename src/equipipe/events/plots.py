@@ -106,9 +106,7 @@ def plot_alignment(
     axes.set_xlabel("time slot")
     axes.set_ylabel(f"popularity ({label_b} shifted down by {offset:.3g})")
     thinned = f", 1 in {stride} of {len(steps)} matches shown" if stride > 1 else ""
-    axes.set_title(
-        f"{alignment.method} alignment, distance {alignment.distance:.4g}{thinned}"
-    )
+    axes.set_title(f"{alignment.method} alignment, distance {alignment.distance:.4g}{thinned}")
     axes.legend(loc="upper right")
     if slot_labels is not None:
         _set_slot_ticks(axes, slot_labels, max(x.size, y.size))
