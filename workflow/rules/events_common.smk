@@ -66,7 +66,9 @@ def get_events_summary_inputs(wildcards):
 def get_events_outputs():
     """Final outputs of the events module: per-event figures and per-corpus summaries."""
     outputs = []
-    for corpus in config["events"]["corpora"]:
+    for corpus, section in config["events"]["corpora"].items():
+        if not section["enabled"]:
+            continue
         outputs.append(f"results/events/{corpus}/summary.csv")
         outputs.append(f"results/events/{corpus}/summary.png")
         for event in get_events_event_names(corpus):

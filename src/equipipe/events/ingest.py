@@ -241,7 +241,7 @@ def assign_slots(times: pd.Series, slot: str) -> pd.Series:
     day = times.dt.normalize()
     if slot == "day":
         return day
-    return day - pd.to_timedelta(day.dt.weekday, unit="D")
+    return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
 
 
 def slot_range(first: pd.Timestamp, last: pd.Timestamp, slot: str) -> pd.DatetimeIndex:
