@@ -483,6 +483,8 @@ def test_wdtw_rejects_bad_parameters():
         wdtw([1.0, 2.0], [1.0, 2.0], -0.1)
     with pytest.raises(ValueError, match="w_max=0 must be a finite number > 0"):
         wdtw([1.0, 2.0], [1.0, 2.0], 0.1, w_max=0)
+    with pytest.raises(ValueError, match="w_max='1' must be a finite number > 0"):
+        wdtw([1.0, 2.0], [1.0, 2.0], 0.1, w_max="1")
 
 
 def test_xcorr_lag_rejects_constant_and_bad_max_lag():
@@ -490,6 +492,10 @@ def test_xcorr_lag_rejects_constant_and_bad_max_lag():
         xcorr_lag([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])
     with pytest.raises(ValueError, match="max_lag=-1 must be a non-negative integer"):
         xcorr_lag([1.0, 2.0, 3.0], [3.0, 1.0, 2.0], max_lag=-1)
+    with pytest.raises(ValueError, match="max_lag='3' must be a non-negative integer"):
+        xcorr_lag([1.0, 2.0, 3.0], [3.0, 1.0, 2.0], max_lag="3")
+    with pytest.raises(ValueError, match="max_lag=1.5 must be a non-negative integer"):
+        xcorr_lag([1.0, 2.0, 3.0], [3.0, 1.0, 2.0], max_lag=1.5)
 
 
 def test_trend_metrics_rejects_mismatched_path():
