@@ -61,7 +61,7 @@ rule events_select:
     params:
         event=get_events_event,
         platforms=lambda wildcards: get_events_corpus(wildcards.corpus)["platforms"],
-        tokenize=config["events"]["tokenize"],
+        tokenize=lambda wildcards: config["events"]["tokenize"],
     script:
         "../scripts/events_select.py"
 
@@ -69,7 +69,7 @@ rule events_select:
 rule events_popularity:
     input:
         posts="results/events/{corpus}/{event}/posts.parquet",
-        pretrained=get_events_pretrained(),
+        pretrained=get_events_pretrained,
     output:
         series="results/events/{corpus}/{event}/series.csv",
         words="results/events/{corpus}/{event}/textrank.csv",
@@ -82,9 +82,9 @@ rule events_popularity:
     params:
         event=get_events_event,
         corpus=lambda wildcards: get_events_corpus(wildcards.corpus),
-        word2vec=config["events"]["word2vec"],
-        wordgraph=config["events"]["wordgraph"],
-        popularity=config["events"]["popularity"],
+        word2vec=lambda wildcards: config["events"]["word2vec"],
+        wordgraph=lambda wildcards: config["events"]["wordgraph"],
+        popularity=lambda wildcards: config["events"]["popularity"],
     script:
         "../scripts/events_popularity.py"
 
@@ -115,7 +115,7 @@ rule events_align:
         "../../envs/events.yaml"
     params:
         platforms=lambda wildcards: get_events_corpus(wildcards.corpus)["platforms"],
-        alignment=config["events"]["alignment"],
+        alignment=lambda wildcards: config["events"]["alignment"],
     script:
         "../scripts/events_align.py"
 

@@ -43,7 +43,7 @@ def get_events_file_platforms(wildcards):
     ]
 
 
-def get_events_pretrained():
+def get_events_pretrained(wildcards):
     """Return the pretrained vectors file as a list (empty when none is configured)."""
     path = config["events"]["wordgraph"].get("pretrained")
     return [path] if path else []

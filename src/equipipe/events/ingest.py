@@ -200,15 +200,15 @@ def read_posts(
             fix="check the path in the corpus files list of the config",
         )
 
-    wanted = [columns.time, columns.text]
+    required_columns = [columns.time, columns.text]
     if platform is None:
-        wanted.append(columns.platform)
+        required_columns.append(columns.platform)
     if columns.weight is not None:
-        wanted.append(columns.weight)
+        required_columns.append(columns.weight)
 
     fmt = detect_format(path, file_format)
     reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[fmt]
-    raw = reader(path, wanted)
+    raw = reader(path, required_columns)
     report = IngestReport(path=os.fspath(path), rows_read=len(raw.lines))
 
     posts, problems = _validate(raw, columns, platform, timezone, time_format, path.name)
@@ -281,9 +281,9 @@ def _check_timezone(timezone: str) -> None:
 
 
 def _missing_column_error(path: Path, column: str, available: list[str]) -> InputError:
-    shown = ", ".join(repr(name) for name in available[:20]) or "none"
+    listed = ", ".join(repr(name) for name in available[:20]) or "none"
     return InputError(
-        f"column {column!r} not found; the file has {shown}",
+        f"column {column!r} not found; the file has {listed}",
         path=path,
         field=column,
         fix="set the corpus columns in the config to names that the file uses",
@@ -300,7 +300,7 @@ def _decode_error(path: Path, data: bytes, error: UnicodeDecodeError) -> InputEr
     )
 
 
-def _read_csv(path: Path, wanted: list[str]) -> _RawTable:
+def _read_csv(path: Path, required_columns: list[str]) -> _RawTable:
     data = path.read_bytes()
     text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -314,13 +314,13 @@ def _read_csv(path: Path, wanted: list[str]) -> _RawTable:
         raise InputError(f"invalid CSV header: {error}", path=path, location="line 1") from None
     if _UNDECODABLE.search(",".join(header)):
         raise _decode_error(path, data, _first_decode_error(data))
-    for column in wanted:
+    for column in required_columns:
         if column not in header:
             raise _missing_column_error(path, column, header)
-    positions = {column: header.index(column) for column in wanted}
+    positions = {column: header.index(column) for column in required_columns}
     check_bytes = _UNDECODABLE.search(text) is not None
 
-    values: dict[str, list] = {column: [] for column in wanted}
+    values: dict[str, list] = {column: [] for column in required_columns}
     lines: list[int] = []
     problems: dict[int, tuple[str, str, str]] = {}
     previous_end = reader.line_num
@@ -369,11 +369,11 @@ def _first_decode_error(data: bytes) -> UnicodeDecodeError:
     raise AssertionError("data decodes as UTF-8")  # only called after a failed decode
 
 
-def _read_jsonl(path: Path, wanted: list[str]) -> _RawTable:
-    values: dict[str, list] = {column: [] for column in wanted}
+def _read_jsonl(path: Path, required_columns: list[str]) -> _RawTable:
+    values: dict[str, list] = {column: [] for column in required_columns}
     lines: list[int] = []
     problems: dict[int, tuple[str, str, str]] = {}
-    seen = dict.fromkeys(wanted, False)
+    seen = dict.fromkeys(required_columns, False)
     keys: set[str] = set()
     with path.open("rb") as handle:
         for number, raw_line in enumerate(handle, start=1):
@@ -396,18 +396,18 @@ def _read_jsonl(path: Path, wanted: list[str]) -> _RawTable:
                 record = None
             record = record or {}
             keys.update(record)
-            for column in wanted:
+            for column in required_columns:
                 value = record.get(column)
                 seen[column] = seen[column] or column in record
                 values[column].append(value)
     if lines:
-        for column in wanted:
+        for column in required_columns:
             if not seen[column]:
                 raise _missing_column_error(path, column, sorted(keys))
     return _RawTable(values, lines, "line", problems)
 
 
-def _read_parquet(path: Path, wanted: list[str]) -> _RawTable:
+def _read_parquet(path: Path, required_columns: list[str]) -> _RawTable:
     import pyarrow.parquet as pq
 
     try:
@@ -418,13 +418,13 @@ def _read_parquet(path: Path, wanted: list[str]) -> _RawTable:
             path=path,
             fix="check that the file is a complete Parquet file",
         ) from None
-    for column in wanted:
+    for column in required_columns:
         if column not in schema.names:
             raise _missing_column_error(path, column, list(schema.names))
-    table = pq.read_table(path, columns=wanted)
+    table = pq.read_table(path, columns=required_columns)
     values: dict[str, list] = {}
     problems: dict[int, tuple[str, str, str]] = {}
-    for column in wanted:
+    for column in required_columns:
         column_values = table.column(column).to_pylist()
         for row, value in enumerate(column_values):
             if isinstance(value, bytes):
