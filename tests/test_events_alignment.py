@@ -568,10 +568,14 @@ def test_plots_write_png(tmp_path):
     plots.plot_alignment(x, y, alignment, ("微博", "知乎"), tmp_path / "a.png", slot_labels)
     plots.plot_cost_matrix(alignment, tmp_path / "cost.png")
     plots.plot_summary(table, tmp_path / "summary.png")
+    plots.plot_summary(
+        [dict(row, true_lead_slots=4) for row in table], tmp_path / "summary_truth.png"
+    )
 
-    for name in ("a.png", "cost.png", "summary.png"):
+    names = ["a.png", "cost.png", "summary.png", "summary_truth.png"]
+    for name in names:
         assert (tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png", "cost.png", "summary.png"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == names
 
 
 def test_plot_alignment_thins_long_paths(tmp_path, monkeypatch):

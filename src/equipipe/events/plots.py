@@ -166,7 +166,8 @@ def plot_summary(table, path: str | os.PathLike) -> None:
         One row per event with columns ``event``, ``lead_slots`` and
         ``overall_similarity``; optional ``time_irrelevant_similarity``,
         ``platform_a`` and ``platform_b`` (the output of
-        :func:`equipipe.events.metrics.trend_metrics` plus an ``event`` column).
+        :func:`equipipe.events.metrics.trend_metrics` plus an ``event`` column), and
+        ``true_lead_slots`` (known leads of a simulated corpus, drawn as markers).
     path : str or os.PathLike
         Output PNG file.
 
@@ -207,7 +208,22 @@ def plot_summary(table, path: str | os.PathLike) -> None:
             ha="left" if value >= 0 else "right",
             va="center",
         )
-    lead_axes.margins(x=0.15)
+    if "true_lead_slots" in frame:
+        # Known leads of a simulated corpus, to compare with the recovered ones.
+        lead_axes.scatter(
+            frame["true_lead_slots"].to_numpy(dtype=float),
+            positions,
+            marker="D",
+            color="black",
+            zorder=3,
+            label="true lead",
+        )
+        lead_axes.legend(loc="lower right", fontsize="small")
+    # Symmetric limits, so that the side of zero (who leads) is read at a glance.
+    largest = max(1.0, float(np.max(np.abs(lead))))
+    if "true_lead_slots" in frame:
+        largest = max(largest, float(np.max(np.abs(frame["true_lead_slots"]))))
+    lead_axes.set_xlim(-1.3 * largest, 1.3 * largest)
     lead_axes.axvline(0.0, color="black", linewidth=0.8)
     lead_axes.set_yticks(positions, events)
     lead_axes.invert_yaxis()
