@@ -19,7 +19,13 @@ from conftest import REPO, shared_data_path
 from equipipe.errors import ConfigError, InputError
 from equipipe.events.alignment import wdtw_cd, xcorr_lag
 from equipipe.events.filtering import EventSpec, event_slots, select_event_posts
-from equipipe.events.ingest import ColumnMap, assign_slots, read_corpus, read_posts
+from equipipe.events.ingest import (
+    ColumnMap,
+    assign_slots,
+    check_platforms,
+    read_corpus,
+    read_posts,
+)
 from equipipe.events.metrics import trend_metrics
 from equipipe.events.popularity import event_series, frequency, normalise, tf_sw
 from equipipe.events.simulator import SimulationSettings, default_events, simulate_corpus
@@ -157,6 +163,14 @@ def test_ingest_config_errors(tmp_path):
         read_posts(path, timezone="Mars/Olympus")
     with pytest.raises(InputError, match=r"file not found"):
         read_posts(tmp_path / "absent.csv")
+
+
+def test_check_platforms_names_found(tmp_path):
+    path = write_bytes(tmp_path / "posts.csv", b"platform,time,text\nweibo,2021-07-23,ok\n")
+    posts, _ = read_posts(path)
+    check_platforms(posts, ["weibo"])
+    with pytest.raises(ConfigError, match=r"platform 'zhihu' has no posts; the files contain \['weibo'\]"):
+        check_platforms(posts, ["weibo", "zhihu"])
 
 
 def test_hourly_slots_floor_to_hour():

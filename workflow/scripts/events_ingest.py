@@ -7,7 +7,7 @@ log_to_file(snakemake.log[0])
 import logging
 import time
 
-from equipipe.events.ingest import ColumnMap, read_corpus
+from equipipe.events.ingest import ColumnMap, check_platforms, read_corpus
 from equipipe.fileio import atomic_path, write_json
 
 logger = logging.getLogger("equipipe.events_ingest")
@@ -23,6 +23,7 @@ posts, reports = read_corpus(
     on_invalid=corpus["on_invalid"],
     file_format=corpus["format"],
 )
+check_platforms(posts, corpus["platforms"])
 with atomic_path(snakemake.output.posts) as temp:
     posts.to_parquet(temp, index=False)
 write_json(snakemake.output.report, {"files": [report.as_dict() for report in reports]})

@@ -646,7 +646,26 @@ def read_corpus(
     return posts, reports
 
 
+def check_platforms(posts: pd.DataFrame, platforms: list[str] | tuple[str, ...]) -> None:
+    """Check that every configured platform has posts.
+
+    Raises
+    ------
+    ConfigError
+        If a platform of ``platforms`` has no post, naming the platforms found.
+    """
+    found = sorted(posts["platform"].unique())
+    for name in platforms:
+        if name not in found:
+            raise ConfigError(
+                f"platform {name!r} has no posts; the files contain {found}",
+                field="events.corpora.<corpus>.platforms",
+                fix="set the corpus platforms to names found in the platform column",
+            )
+
+
 __all__ = [
+    "check_platforms",
     "ColumnMap",
     "IngestReport",
     "assign_slots",
