@@ -363,6 +363,23 @@ def test_word2vec_is_reproducible():
     np.testing.assert_array_equal(first["暴雨"], second["暴雨"])
 
 
+def test_word2vec_same_across_hash_seeds():
+    script = (
+        "import hashlib\n"
+        "from equipipe.events.wordgraph import Word2VecSettings, train_word2vec\n"
+        "sentences = [['暴雨', '郑州', '地铁'], ['暴雨', '救援'], ['rocket', 'launch']] * 20\n"
+        "vectors = train_word2vec(sentences, Word2VecSettings(vector_size=8, epochs=5))\n"
+        "print(hashlib.sha256(vectors.vectors.tobytes()).hexdigest())\n"
+    )
+    digests = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(REPO / "src")}
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                env=env, timeout=300, check=True)
+        digests.append(result.stdout.strip())
+    assert digests[0] == digests[1]
+
+
 def test_compute_word_weights_min_count():
     sentences = [["暴雨", "郑州"], ["暴雨", "地铁"], ["暴雨", "郑州"]]
     weights = compute_word_weights(sentences, graph_settings=GraphSettings(min_count=2))
