@@ -108,6 +108,14 @@ def test_ingest_line_after_multiline_field(tmp_path):
         read_posts(path)
 
 
+def test_ingest_long_field(tmp_path):
+    text = "暴雨" * 100_000  # beyond the csv module's default field limit of 131,072
+    path = write_bytes(tmp_path / "posts.csv",
+                       f"platform,time,text\nweibo,2021-07-23,{text}\n".encode("utf-8"))
+    posts, _ = read_posts(path)
+    assert posts["text"].iloc[0] == text
+
+
 def test_ingest_skip_counts_reasons(tmp_path):
     path = write_bytes(tmp_path / "posts.csv", (
         "platform,time,text\n"

@@ -303,6 +303,9 @@ def _decode_error(path: Path, data: bytes, error: UnicodeDecodeError) -> InputEr
 def _read_csv(path: Path, required_columns: list[str]) -> _RawTable:
     data = path.read_bytes()
     text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    # The csv module rejects fields over 131,072 characters by default; a long post is
+    # valid input, so allow fields as long as the whole file.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -334,7 +337,8 @@ def _read_csv(path: Path, required_columns: list[str]) -> _RawTable:
                 f"invalid CSV: {error}",
                 path=path,
                 location=f"line {previous_end + 1}",
-                fix="close the quoted field or escape the quote character",
+                fix="check the quoting of this line: close the quoted field or double "
+                "the quote characters inside it",
             ) from None
         start = previous_end + 1
         previous_end = reader.line_num
