@@ -275,7 +275,7 @@ def neighbour_list(quantities: str, atoms: Atoms, cutoff: float, backend: str = 
     Both return every ordered pair with distance < cutoff, periodic images included.
     ``"auto"`` picks matscipy when it is installed and the cell has three independent
     vectors (matscipy inverts the cell), and ASE otherwise. At a 6 Å cutoff matscipy
-    1.3.1 built the lists 86 to 1000 times faster than ASE 3.29 on Fe-GAP22 and PdH_x
+    1.3.1 built the lists 48 to 420 times faster than ASE 3.29 on Fe-GAP22 and PdH_x
     cells (benchmarks/bench_descriptors.py, recorded in docs/benchmarks.md).
     """
     if backend not in NEIGHBOUR_BACKENDS:
