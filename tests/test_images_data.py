@@ -13,7 +13,6 @@ import pytest
 from equipipe.errors import ConfigError, InputError
 from equipipe.implicit.data import DataConfig, load_dataset, read_cifar_batch, read_idx
 
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -27,7 +26,9 @@ def write_idx(path, array: np.ndarray, type_code: int = 0x08, compress: bool = F
     path.write_bytes(payload)
 
 
-def tiny_images(n_per_class: int, n_classes: int, seed: int, shape=(4, 4)) -> tuple[np.ndarray, np.ndarray]:
+def tiny_images(
+    n_per_class: int, n_classes: int, seed: int, shape=(4, 4)
+) -> tuple[np.ndarray, np.ndarray]:
     """Random uint8 images (no constant image) and labels 0..n_classes-1, shuffled."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(n_classes), n_per_class)
@@ -38,7 +39,9 @@ def tiny_images(n_per_class: int, n_classes: int, seed: int, shape=(4, 4)) -> tu
     return images, labels.astype(np.uint8)
 
 
-def write_mnist_dir(directory, n_train_per_class=6, n_test_per_class=3, n_classes=3, compress=False):
+def write_mnist_dir(
+    directory, n_train_per_class=6, n_test_per_class=3, n_classes=3, compress=False
+):
     directory.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if compress else ""
     train_x, train_y = tiny_images(n_train_per_class, n_classes, seed=1)
@@ -50,7 +53,9 @@ def write_mnist_dir(directory, n_train_per_class=6, n_test_per_class=3, n_classe
     return train_x, train_y, test_x, test_y
 
 
-def cifar_batch_bytes(n: int, seed: int, python2_names: bool = False) -> tuple[bytes, np.ndarray, list[int]]:
+def cifar_batch_bytes(
+    n: int, seed: int, python2_names: bool = False
+) -> tuple[bytes, np.ndarray, list[int]]:
     """Pickle a batch laid out like the official CIFAR-10 files: protocol 2, bytes keys."""
     rng = np.random.default_rng(seed)
     data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
@@ -71,7 +76,9 @@ def cifar_batch_bytes(n: int, seed: int, python2_names: bool = False) -> tuple[b
 def write_cifar_dir(directory, n_per_batch=12):
     directory.mkdir(parents=True, exist_ok=True)
     for index in range(1, 6):
-        (directory / f"data_batch_{index}").write_bytes(cifar_batch_bytes(n_per_batch, seed=index)[0])
+        (directory / f"data_batch_{index}").write_bytes(
+            cifar_batch_bytes(n_per_batch, seed=index)[0]
+        )
     (directory / "test_batch").write_bytes(cifar_batch_bytes(n_per_batch, seed=99)[0])
 
 
@@ -174,7 +181,9 @@ def test_idx_truncated_data_rejected(tmp_path):
     path = tmp_path / "short"
     write_idx(path, np.zeros((3, 2, 2), dtype=np.uint8))
     path.write_bytes(path.read_bytes()[:-1])
-    with pytest.raises(InputError, match=r"IDX data has 11 bytes but the header dimensions \(3, 2, 2\)"):
+    with pytest.raises(
+        InputError, match=r"IDX data has 11 bytes but the header dimensions \(3, 2, 2\)"
+    ):
         read_idx(path)
 
 
@@ -243,7 +252,11 @@ def test_cifar_batch_reads_real_format(tmp_path, python2_names):
 def test_cifar_rejects_os_system_pickle(tmp_path):
     marker = tmp_path / "command-ran"
     payload = pickle.dumps(
-        {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0], b"x": ShellCommand(f"touch {marker}")},
+        {
+            b"data": np.zeros((1, 3072), np.uint8),
+            b"labels": [0],
+            b"x": ShellCommand(f"touch {marker}"),
+        },
         protocol=2,
     )
     path = tmp_path / "data_batch_1"
@@ -265,14 +278,20 @@ def test_cifar_rejects_codecs_other_than_latin1(tmp_path):
 
 def test_cifar_wrong_data_shape_rejected(tmp_path):
     path = tmp_path / "batch"
-    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, protocol=2))
-    with pytest.raises(InputError, match=r"data is a uint8 array of shape \(2, 100\); expected a uint8 array"):
+    path.write_bytes(
+        pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, protocol=2)
+    )
+    with pytest.raises(
+        InputError, match=r"data is a uint8 array of shape \(2, 100\); expected a uint8 array"
+    ):
         read_cifar_batch(path)
 
 
 def test_cifar_label_count_mismatch_rejected(tmp_path):
     path = tmp_path / "batch"
-    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, protocol=2))
+    path.write_bytes(
+        pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, protocol=2)
+    )
     with pytest.raises(InputError, match=r"2 images but labels of shape \(1,\)"):
         read_cifar_batch(path)
 
@@ -286,7 +305,9 @@ def test_cifar_missing_labels_rejected(tmp_path):
 
 def test_cifar_label_out_of_range_rejected(tmp_path):
     path = tmp_path / "batch"
-    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, protocol=2))
+    path.write_bytes(
+        pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, protocol=2)
+    )
     with pytest.raises(InputError, match="CIFAR-10 labels are 0 to 9"):
         read_cifar_batch(path)
 
@@ -332,7 +353,9 @@ def test_npz_separate_test_file(tmp_path):
     np.savez(tmp_path / "test.npz", X=test_x.reshape(6, -1), y=test_y)
 
     dataset = load_dataset(
-        DataConfig(source="npz", path=str(tmp_path / "train.npz"), test_path=str(tmp_path / "test.npz"))
+        DataConfig(
+            source="npz", path=str(tmp_path / "train.npz"), test_path=str(tmp_path / "test.npz")
+        )
     )
 
     assert len(dataset.X_train) == 10
@@ -356,7 +379,9 @@ def test_npz_nan_rejected(tmp_path):
     X = np.random.default_rng(0).normal(size=(10, 3))
     X[6, 1] = np.nan
     np.savez(tmp_path / "data.npz", X=X, y=np.arange(10) % 2)
-    with pytest.raises(InputError, match=r"1 samples contain NaN or infinite values \(first: sample 6\)"):
+    with pytest.raises(
+        InputError, match=r"1 samples contain NaN or infinite values \(first: sample 6\)"
+    ):
         load_dataset(DataConfig(source="npz", path=str(tmp_path / "data.npz")))
 
 

@@ -10,10 +10,11 @@ CIFAR-10 batches are pickles. They are read with a restricted unpickler that onl
 rebuilds numpy arrays, so a tampered file cannot run code: every other global is
 rejected before it is imported.
 
-The IDX format (big-endian): two zero bytes, one type code byte (0x08 unsigned byte,
-0x09 signed byte, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64), one byte with
-the number of dimensions, one uint32 per dimension, then the data in C order. Source:
-Y. LeCun, C. Cortes and C. Burges, "The MNIST database of handwritten digits".
+An IDX file is big-endian. It starts with two zero bytes, a type code byte (0x08
+unsigned byte, 0x09 signed byte, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64)
+and a byte with the number of dimensions. One uint32 per dimension and the data in C
+order follow. Source: Y. LeCun, C. Cortes and C. Burges, "The MNIST database of
+handwritten digits".
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ _CIFAR_PIXELS = 3 * 32 * 32
 
 @dataclass
 class DataConfig:
-    """Which images to load and how to subset and preprocess them.
+    """Source, subset and preprocessing of the images to load.
 
     Parameters
     ----------
@@ -294,7 +295,9 @@ def _read_idx_directory(directory: Path) -> tuple[_RawSplit, _RawSplit]:
             fix="set data.path to the directory with the IDX files",
         )
     train = _read_idx_pair(
-        _find_idx_file(directory, "train_images"), _find_idx_file(directory, "train_labels"), "train"
+        _find_idx_file(directory, "train_images"),
+        _find_idx_file(directory, "train_labels"),
+        "train",
     )
     test = _read_idx_pair(
         _find_idx_file(directory, "test_images"), _find_idx_file(directory, "test_labels"), "test"
@@ -318,15 +321,15 @@ def _encode_latin1(text: str, encoding: str = "utf-8") -> bytes:
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Unpickler that rebuilds numpy arrays and plain containers and rejects every other global.
 
-    The globals below are all that CIFAR-10 batches need: the batches pickled by
-    Python 2 (the official files) use ``numpy.core.multiarray._reconstruct``,
-    ``numpy.ndarray`` and ``numpy.dtype``; batches pickled by Python 3 with numpy 2 name
-    ``numpy._core`` and use ``_codecs.encode`` for bytes. Dicts, lists, strings, bytes and
-    ints are built by pickle opcodes without any global.
+    The globals below are all that CIFAR-10 batches need. The official files, pickled
+    by Python 2, use ``numpy.core.multiarray._reconstruct``, ``numpy.ndarray`` and
+    ``numpy.dtype``. Batches pickled by Python 3 with numpy 2 name ``numpy._core`` instead
+    and call ``_codecs.encode`` for bytes. Pickle opcodes build dicts, lists, strings,
+    bytes and ints without any global.
     """
 
-    # ndarray.__reduce__ names numpy's array rebuilding function, whichever private
-    # module holds it in the installed numpy version.
+    # ndarray.__reduce__ returns numpy's array rebuilding function, whichever private
+    # module contains it in the installed numpy version.
     _RECONSTRUCT = np.zeros(0).__reduce__()[0]
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
@@ -392,7 +395,10 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             path=path,
             fix="use the batches from cifar-10-python.tar.gz",
         )
-    entries = {(key.decode("latin1") if isinstance(key, bytes) else key): value for key, value in batch.items()}
+    entries = {
+        (key.decode("latin1") if isinstance(key, bytes) else key): value
+        for key, value in batch.items()
+    }
     for key in ("data", "labels"):
         if key not in entries:
             raise InputError(
@@ -403,8 +409,16 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             )
 
     data = entries["data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS:
-        description = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+    if not isinstance(data, np.ndarray):
+        description = type(data).__name__
+    else:
+        description = f"{data.dtype} array of shape {data.shape}"
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != _CIFAR_PIXELS
+    ):
         raise InputError(
             f"data is a {description}; expected a uint8 array of shape (n, {_CIFAR_PIXELS})",
             path=path,
@@ -415,7 +429,9 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         labels = np.asarray(entries["labels"], dtype=np.int64)
     except (TypeError, ValueError) as error:
         raise InputError(
-            f"labels are not integers ({error})", path=path, field="labels",
+            f"labels are not integers ({error})",
+            path=path,
+            field="labels",
             fix="use the batches from cifar-10-python.tar.gz",
         ) from error
     if labels.shape != (len(data),):
@@ -440,10 +456,16 @@ def _read_cifar_directory(directory: Path) -> tuple[_RawSplit, _RawSplit]:
         directory = directory / "cifar-10-batches-py"
     if not directory.is_dir():
         raise InputError(
-            "CIFAR-10 directory not found", path=directory, field="path",
+            "CIFAR-10 directory not found",
+            path=directory,
+            field="path",
             fix="set data.path to the extracted cifar-10-batches-py directory",
         )
-    missing = [name for name in (*_CIFAR_TRAIN_BATCHES, _CIFAR_TEST_BATCH) if not (directory / name).is_file()]
+    missing = [
+        name
+        for name in (*_CIFAR_TRAIN_BATCHES, _CIFAR_TEST_BATCH)
+        if not (directory / name).is_file()
+    ]
     if missing:
         raise InputError(
             f"missing CIFAR-10 batches: {', '.join(missing)}",
@@ -470,7 +492,9 @@ def read_npz(path: str | os.PathLike, split: str = "train") -> _RawSplit:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(".npz file not found", path=path, field="path", fix="check data.path in the config")
+        raise InputError(
+            ".npz file not found", path=path, field="path", fix="check data.path in the config"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in ("X", "y") if key not in archive.files]
@@ -506,7 +530,11 @@ def read_npz(path: str | os.PathLike, split: str = "train") -> _RawSplit:
             fix="store one label per image",
         )
     if not np.issubdtype(y.dtype, np.integer):
-        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+        if (
+            not np.issubdtype(y.dtype, np.floating)
+            or not np.all(np.isfinite(y))
+            or np.any(y != np.round(y))
+        ):
             raise InputError(
                 f"y has dtype {y.dtype} with non-integer values; labels must be integers",
                 path=path,
@@ -546,7 +574,9 @@ def _check_config(config: DataConfig) -> None:
         )
     for name in ("n_per_class", "n_total", "n_test"):
         value = getattr(config, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise ConfigError(
                 f"{name}={value!r} must be a positive integer",
                 field=name,
@@ -606,7 +636,12 @@ def _stratified_take(
 
 
 def _take_per_class(
-    indices: np.ndarray, y: np.ndarray, classes: np.ndarray, n_per_class: int, seed: int, origin: str
+    indices: np.ndarray,
+    y: np.ndarray,
+    classes: np.ndarray,
+    n_per_class: int,
+    seed: int,
+    origin: str,
 ) -> np.ndarray:
     rng = np.random.default_rng(seed)
     chosen = []
@@ -623,7 +658,9 @@ def _take_per_class(
     return rng.permutation(np.concatenate(chosen))
 
 
-def _preprocess(X_train: np.ndarray, X_test: np.ndarray, method: str, origin: str) -> tuple[np.ndarray, np.ndarray]:
+def _preprocess(
+    X_train: np.ndarray, X_test: np.ndarray, method: str, origin: str
+) -> tuple[np.ndarray, np.ndarray]:
     if method == "standardize":
         return _standardize(X_train, origin, "train"), _standardize(X_test, origin, "test")
     low, high = X_train.min(), X_train.max()
@@ -686,10 +723,14 @@ def _read_source(config: DataConfig) -> tuple[_RawSplit, _RawSplit | None, str]:
 def load_dataset(config: DataConfig) -> Dataset:
     """Read, select, split and preprocess the images described by ``config``.
 
-    Steps: read the source; keep the labels in ``config.classes``; split off the test
-    set (stratified, seeded) when the source has no test split of its own, before any
-    subset is drawn; draw ``n_per_class`` or ``n_total`` training samples and ``n_test``
-    test samples (stratified, seeded); flatten each image and preprocess it.
+    Steps:
+
+    1. Read the source and keep the labels in ``config.classes``.
+    2. When the source has no test split of its own, split off the test set
+       (stratified, seeded) before any training subset is drawn.
+    3. Draw ``n_per_class`` or ``n_total`` training samples and ``n_test`` test samples
+       (stratified, seeded).
+    4. Flatten each image and preprocess it.
 
     Parameters
     ----------
@@ -735,11 +776,13 @@ def load_dataset(config: DataConfig) -> Dataset:
             fix="use data with at least two classes",
         )
 
-    # Held-out test split first, so that no selection of training samples sees it.
+    # The test split comes first, so that no test sample can enter the training subset.
     train_pool = _keep_classes(train, classes)
     if test is None:
         n_test = config.n_test or max(len(classes), round(DEFAULT_TEST_FRACTION * len(train_pool)))
-        test_rows, train_pool = _stratified_take(train_pool, train.y, n_test, config.seed, train.origin, "n_test")
+        test_rows, train_pool = _stratified_take(
+            train_pool, train.y, n_test, config.seed, train.origin, "n_test"
+        )
         test = _RawSplit(train.X, train.y, train.origin, train.split)
     else:
         test_pool = _keep_classes(test, classes)
@@ -754,12 +797,18 @@ def load_dataset(config: DataConfig) -> Dataset:
         if config.n_test is None:
             test_rows = test_pool
         else:
-            test_rows, _ = _stratified_take(test_pool, test.y, config.n_test, config.seed, test.origin, "n_test")
+            test_rows, _ = _stratified_take(
+                test_pool, test.y, config.n_test, config.seed, test.origin, "n_test"
+            )
 
     if config.n_per_class is not None:
-        train_rows = _take_per_class(train_pool, train.y, classes, config.n_per_class, config.seed, train.origin)
+        train_rows = _take_per_class(
+            train_pool, train.y, classes, config.n_per_class, config.seed, train.origin
+        )
     elif config.n_total is not None:
-        train_rows, _ = _stratified_take(train_pool, train.y, config.n_total, config.seed, train.origin, "n_total")
+        train_rows, _ = _stratified_take(
+            train_pool, train.y, config.n_total, config.seed, train.origin, "n_total"
+        )
     else:
         train_rows = np.random.default_rng(config.seed).permutation(train_pool)
 
@@ -780,6 +829,10 @@ def load_dataset(config: DataConfig) -> Dataset:
     )
     logger.info(
         "loaded %d training and %d test images of dimension %d, %d classes, from %s",
-        len(X_train), len(X_test), X_train.shape[1], len(classes), description,
+        len(X_train),
+        len(X_test),
+        X_train.shape[1],
+        len(classes),
+        description,
     )
     return dataset
