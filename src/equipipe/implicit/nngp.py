@@ -91,10 +91,14 @@ def expected_product(
     if phi == "relu":
         scale = np.sqrt(var_a * var_b)
         # A zero variance makes the product zero; the ratio there is set to 0 to avoid 0/0.
-        correlation = np.divide(cov_ab, scale, out=np.zeros(np.broadcast(cov_ab, scale).shape), where=scale > 0)
+        correlation = np.divide(
+            cov_ab, scale, out=np.zeros(np.broadcast(cov_ab, scale).shape), where=scale > 0
+        )
         correlation = np.clip(correlation, -1.0, 1.0)
         theta = np.arccos(correlation)
-        return scale / (2.0 * np.pi) * (np.sqrt(1.0 - correlation**2) + (np.pi - theta) * correlation)
+        return (
+            scale / (2.0 * np.pi) * (np.sqrt(1.0 - correlation**2) + (np.pi - theta) * correlation)
+        )
     ratio = 2.0 * cov_ab / np.sqrt((1.0 + 2.0 * var_a) * (1.0 + 2.0 * var_b))
     return 2.0 / np.pi * np.arcsin(np.clip(ratio, -1.0, 1.0))
 
@@ -218,7 +222,9 @@ class NNGPKernel:
     residual: float
 
 
-def _not_converged(phi: str, sigma_w: float, sigma_u: float, tol: float, max_iter: int, residual: float) -> ConfigError:
+def _not_converged(
+    phi: str, sigma_w: float, sigma_u: float, tol: float, max_iter: int, residual: float
+) -> ConfigError:
     return ConfigError(
         f"kernel recursion for phi={phi}, sigma_w={sigma_w}, sigma_u={sigma_u} did not reach "
         f"the tolerance {tol:g} in {max_iter} iterations (last change {residual:.3g})",
@@ -268,7 +274,12 @@ def _joint_recursion(
 
 
 def _variance_fixed_point(
-    input_variance: np.ndarray, sigma_w: float, sigma_u: float, phi: Activation, tol: float, max_iter: int
+    input_variance: np.ndarray,
+    sigma_w: float,
+    sigma_u: float,
+    phi: Activation,
+    tol: float,
+    max_iter: int,
 ) -> tuple[np.ndarray, int]:
     """Iterate the diagonal q <- sigma_w^2 E[phi(a)^2] + sigma_u^2 |x|^2 / d alone; it does not
     depend on the covariances."""
@@ -368,12 +379,18 @@ def _fixed_point(
     symmetric = X2 is None
     X2_ = X if symmetric else X2
     input_variance = sigma_u**2 * np.einsum("ij,ij->i", X, X) / d  # (n,)
-    input_variance2 = input_variance if symmetric else sigma_u**2 * np.einsum("ij,ij->i", X2_, X2_) / d
+    input_variance2 = (
+        input_variance if symmetric else sigma_u**2 * np.einsum("ij,ij->i", X2_, X2_) / d
+    )
     if input_variance.min() <= 0 or input_variance2.min() <= 0:
-        raise ValueError("an input row is all zeros; the kernel needs nonzero inputs (check the preprocessing)")
+        raise ValueError(
+            "an input row is all zeros; the kernel needs nonzero inputs (check the preprocessing)"
+        )
     variance, steps_a = _variance_fixed_point(input_variance, sigma_w, sigma_u, phi, tol, max_iter)
     variance2, steps_b = (
-        (variance, steps_a) if symmetric else _variance_fixed_point(input_variance2, sigma_w, sigma_u, phi, tol, max_iter)
+        (variance, steps_a)
+        if symmetric
+        else _variance_fixed_point(input_variance2, sigma_w, sigma_u, phi, tol, max_iter)
     )
 
     n, p = len(X), len(X2_)
@@ -395,7 +412,10 @@ def _fixed_point(
         sigma[cols, rows] = sigma_flat
         output[cols, rows] = output_flat
     return NNGPKernel(
-        output=output, pre_activation=sigma, iterations=max(steps, steps_a, steps_b), residual=residual
+        output=output,
+        pre_activation=sigma,
+        iterations=max(steps, steps_a, steps_b),
+        residual=residual,
     )
 
 
@@ -448,13 +468,19 @@ def deq_nngp_kernel(
     if X2 is not None:
         X2 = _check_inputs(X2, "X2")
         if X2.shape[1] != X.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features but X2 has {X2.shape[1]}; they must match")
+            raise ValueError(
+                f"X has {X.shape[1]} features but X2 has {X2.shape[1]}; they must match"
+            )
     if not (tol > 0 and max_iter >= 1):
         raise ValueError(f"tol={tol} must be > 0 and max_iter={max_iter} must be >= 1")
     result = _fixed_point(X, X2, sigma_w, sigma_u, phi, tol, max_iter)
     logger.debug(
         "NNGP kernel %s, phi=%s, sigma_w=%g, sigma_u=%g: %d iterations",
-        result.output.shape, phi, sigma_w, sigma_u, result.iterations,
+        result.output.shape,
+        phi,
+        sigma_w,
+        sigma_u,
+        result.iterations,
     )
     return result
 
@@ -530,12 +556,17 @@ def smallest_eigenvalue_vs_sigma_w(
     X = _check_inputs(X, "X")
     values = []
     for sigma_w in sigma_ws:
-        result = deq_nngp_kernel(X, sigma_w=float(sigma_w), sigma_u=sigma_u, phi=phi, tol=tol, max_iter=max_iter)
+        result = deq_nngp_kernel(
+            X, sigma_w=float(sigma_w), sigma_u=sigma_u, phi=phi, tol=tol, max_iter=max_iter
+        )
         matrix = result.output if kernel == "output" else result.pre_activation
         values.append(smallest_eigenvalue(matrix))
         logger.info(
             "phi=%s sigma_w=%g: smallest eigenvalue %.4g after %d iterations",
-            phi, sigma_w, values[-1], result.iterations,
+            phi,
+            sigma_w,
+            values[-1],
+            result.iterations,
         )
     return np.array(values)
 
@@ -573,7 +604,9 @@ def nngp_regression(
     if K_train.shape != (n_train, n_train):
         raise ValueError(f"K_train has shape {K_train.shape}; expected a square matrix")
     if K_test_train.ndim != 2 or K_test_train.shape[1] != n_train:
-        raise ValueError(f"K_test_train has shape {K_test_train.shape}; expected (n_test, {n_train})")
+        raise ValueError(
+            f"K_test_train has shape {K_test_train.shape}; expected (n_test, {n_train})"
+        )
     if Y_train.shape[0] != n_train:
         raise ValueError(f"Y_train has {Y_train.shape[0]} rows but K_train has {n_train}")
     if not ridge >= 0:
@@ -591,7 +624,9 @@ def nngp_regression(
     return K_test_train @ weights
 
 
-def classification_accuracy(predictions: np.ndarray, y_true: np.ndarray, classes: np.ndarray) -> float:
+def classification_accuracy(
+    predictions: np.ndarray, y_true: np.ndarray, classes: np.ndarray
+) -> float:
     """Return the fraction of rows whose largest score is the column of the true label.
 
     ``predictions`` has shape (n, n_classes); column k scores ``classes[k]``.
@@ -773,7 +808,10 @@ def finite_width_covariance(
         iterations.append(steps)
         logger.info(
             "width %d: %d networks, <= %d iterations, relative error %.4g",
-            width, n_networks, steps, relative_frobenius_error(covariances[-1], kernel),
+            width,
+            n_networks,
+            steps,
+            relative_frobenius_error(covariances[-1], kernel),
         )
 
     return FiniteWidthCovariance(
@@ -793,7 +831,9 @@ def loglog_fit(widths: np.ndarray, errors: np.ndarray) -> tuple[float, float]:
     widths = np.asarray(widths, dtype=np.float64)
     errors = np.asarray(errors, dtype=np.float64)
     if widths.shape != errors.shape or widths.size < 2:
-        raise ValueError(f"need matching arrays of at least two points; got {widths.shape} and {errors.shape}")
+        raise ValueError(
+            f"need matching arrays of at least two points; got {widths.shape} and {errors.shape}"
+        )
     if np.any(widths <= 0) or np.any(errors <= 0):
         raise ValueError("widths and errors must be positive for a log-log fit")
     slope, intercept = np.polyfit(np.log(widths), np.log(errors), 1)
@@ -805,7 +845,9 @@ def loglog_slope(widths: np.ndarray, errors: np.ndarray) -> float:
     return loglog_fit(widths, errors)[0]
 
 
-def output_normality(outputs: np.ndarray, variances: np.ndarray | None = None) -> list[dict[str, float]]:
+def output_normality(
+    outputs: np.ndarray, variances: np.ndarray | None = None
+) -> list[dict[str, float]]:
     """Test the outputs of random networks for normality, one input at a time.
 
     Parameters
@@ -830,7 +872,11 @@ def output_normality(outputs: np.ndarray, variances: np.ndarray | None = None) -
         raise ValueError(
             f"outputs have shape {outputs.shape}; the normality tests need (n_networks >= 20, n_inputs)"
         )
-    scale = np.sqrt(np.asarray(variances, dtype=np.float64)) if variances is not None else outputs.std(axis=0, ddof=1)
+    scale = (
+        np.sqrt(np.asarray(variances, dtype=np.float64))
+        if variances is not None
+        else outputs.std(axis=0, ddof=1)
+    )
     standardised = outputs / scale
     results = []
     for column in range(outputs.shape[1]):
@@ -892,7 +938,9 @@ def monte_carlo_nngp_kernel(
             root = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
             activations = _phi_numpy(phi, G @ root.T)
             output = activations.T @ activations / n_samples
-            return NNGPKernel(output=output, pre_activation=sigma, iterations=step + 1, residual=residual)
+            return NNGPKernel(
+                output=output, pre_activation=sigma, iterations=step + 1, residual=residual
+            )
     raise ConfigError(
         f"Monte-Carlo kernel recursion did not converge in {max_iter} iterations (last change {residual:.3g})",
         field="max_iter",
