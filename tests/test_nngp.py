@@ -383,3 +383,27 @@ def test_monte_carlo_recursion_near_closed_form(phi):
     spread, amplification = (2.45, 2.0) if phi == "relu" else (1.0, 2.4)
     tolerance = 5 * amplification * spread / math.sqrt(200_000)
     assert np.abs(sampled - exact).max() < tolerance
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_kernel_plots_write_png(tmp_path):
+    from equipipe.implicit import kernel_plots
+
+    X = standardised_digits(5)
+    history = kernel_eigen_history(X, 1.0, 1.0, "relu", kernel="pre_activation")
+    result = finite_width_covariance(X, [16, 64], n_networks=20, sigma_w=0.5, seed=0)
+    paths = [tmp_path / name for name in ("history.png", "sigma.png", "width.png", "qq.png")]
+
+    kernel_plots.plot_eigen_history({"ReLU": history}, paths[0])
+    kernel_plots.plot_eigen_vs_sigma_w(
+        {"ReLU": (np.array([0.5, 1.0]), np.array([0.1, 0.2]))}, paths[1]
+    )
+    slopes = kernel_plots.plot_width_error(result.widths, {"ReLU": result.errors}, paths[2])
+    kernel_plots.plot_output_qq(result.outputs, np.diag(result.kernel), paths[3])
+
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert slopes["ReLU"] == pytest.approx(loglog_slope(result.widths, result.errors))
+    assert sorted(item.name for item in tmp_path.iterdir()) == sorted(path.name for path in paths)
