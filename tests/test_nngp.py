@@ -30,7 +30,7 @@ from equipipe.implicit.nngp import _joint_recursion
 
 
 def standardised_digits(n: int, offset: int = 0) -> np.ndarray:
-    """The first n digits after ``offset``, each with zero mean and unit variance (x . x / d = 1)."""
+    """Return n digits from ``offset`` on, each with zero mean and unit variance (x . x / d = 1)."""
     X = load_digits().data[offset : offset + n].astype(np.float64)
     X -= X.mean(axis=1, keepdims=True)
     return X / X.std(axis=1, keepdims=True)
@@ -329,7 +329,7 @@ def test_finite_width_error_decreases_with_width(phi):
 def test_finite_width_kernel_is_its_own_limit():
     # At a large width the feature covariance is within a few percent of K*.
     X = standardised_digits(3)
-    result = finite_width_covariance(X, [1024], n_networks=20, sigma_w=0.5, phi="relu", seed=0)
+    result = finite_width_covariance(X, [512], n_networks=20, sigma_w=0.5, phi="relu", seed=0)
     assert result.errors[0] < 0.05
 
 
