@@ -73,6 +73,36 @@ def cifar_batch_bytes(
     return payload, data, labels
 
 
+def python2_batch_bytes(data: np.ndarray, labels: list[int]) -> bytes:
+    """Assemble a batch pickle opcode by opcode as Python 2's cPickle wrote the official files.
+
+    Python 2 stores str (the keys and the raw pixel bytes) with the SHORT_BINSTRING (U) and
+    BINSTRING (T) opcodes, which Python 3's pickler never emits, and names numpy.core.
+    """
+    raw = data.tobytes()
+    array = (
+        b"cnumpy.core.multiarray\n_reconstruct\n"
+        + b"cnumpy\nndarray\n"
+        + b"K\x00\x85U\x01b\x87R"  # _reconstruct(ndarray, (0,), "b")
+        + b"(K\x01"  # state: (version 1, shape, dtype, fortran order, raw bytes)
+        + b"M"
+        + struct.pack("<H", data.shape[0])
+        + b"M"
+        + struct.pack("<H", data.shape[1])
+        + b"\x86"
+        + b"cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R"  # dtype("u1", 0, 1)
+        + b"(K\x03U\x01|NNN"  # dtype state 3: order "|", no subarray or fields, -1, -1, flags 0
+        + (b"J" + struct.pack("<i", -1)) * 2
+        + b"K\x00tb"
+        + b"\x89T"
+        + struct.pack("<I", len(raw))
+        + raw
+        + b"tb"
+    )
+    label_items = b"".join(b"K" + bytes([label]) for label in labels)
+    return b"\x80\x02}(U\x04data" + array + b"U\x06labels](" + label_items + b"eu."
+
+
 def write_cifar_dir(directory, n_per_batch=12):
     directory.mkdir(parents=True, exist_ok=True)
     for index in range(1, 6):
@@ -247,6 +277,17 @@ def test_cifar_batch_reads_real_format(tmp_path, python2_names):
     assert images.dtype == np.uint8
     np.testing.assert_array_equal(images.reshape(5, -1), data)
     assert read_labels.tolist() == labels
+
+
+def test_cifar_batch_reads_python2_pickle(tmp_path):
+    data = (np.arange(2 * 3072) % 256).astype(np.uint8).reshape(2, 3072)
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(python2_batch_bytes(data, [3, 7]))
+
+    images, labels = read_cifar_batch(path)
+
+    np.testing.assert_array_equal(images.reshape(2, -1), data)
+    assert labels.tolist() == [3, 7]
 
 
 def test_cifar_rejects_os_system_pickle(tmp_path):
