@@ -460,6 +460,12 @@ def deq_nngp_kernel(
     ConfigError
         If the fixed point does not exist for ``phi`` and ``sigma_w``, or the recursion
         does not converge within ``max_iter`` steps.
+
+    Notes
+    -----
+    Peak memory is about six float64 arrays of n * p entries: 148 MiB for the 1,797
+    digits against themselves (measured with ``tracemalloc``), so 10,000 inputs need
+    about 5 GiB.
     """
     check_fixed_point_exists(phi, sigma_w, sigma_u)
     X = _check_inputs(X, "X")
