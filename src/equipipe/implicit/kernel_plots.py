@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 
@@ -128,6 +129,9 @@ def plot_width_error(
     axes.plot(widths, reference, color="grey", linestyle=":", label="slope -1/2")
     axes.set_xscale("log")
     axes.set_yscale("log")
+    # Label the measured widths themselves; the default minor labels overlap.
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes.set_xticks(widths, [f"{width:g}" for width in widths])
     axes.set_xlabel("width m")
     axes.set_ylabel("relative Frobenius error")
     axes.set_title(title)
