@@ -125,7 +125,7 @@ class ShellCommand:
 # --------------------------------------------------------------------------- digits
 
 
-def test_digits_default_split_and_standardisation():
+def test_digits_default_split_standardised():
     dataset = load_dataset(DataConfig())
 
     assert dataset.X_train.shape == (1438, 64)
@@ -139,7 +139,7 @@ def test_digits_default_split_and_standardisation():
     assert len(set(dataset.train_ids)) == len(dataset.train_ids)
 
 
-def test_digits_per_class_subset_is_stratified_and_seeded():
+def test_digits_per_class_subset_seeded():
     config = DataConfig(classes=[7, 1, 3], n_per_class=15, n_test=30, seed=4)
     first = load_dataset(config)
     second = load_dataset(config)
@@ -255,7 +255,7 @@ def test_mnist_missing_file_rejected(tmp_path):
         load_dataset(DataConfig(source="fashion-mnist", path=str(tmp_path)))
 
 
-def test_mnist_labels_file_with_images_shape_rejected(tmp_path):
+def test_mnist_label_shape_rejected(tmp_path):
     write_mnist_dir(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros((18, 2), dtype=np.uint8))
     with pytest.raises(InputError, match=r"label file has shape \(18, 2\)"):
@@ -308,7 +308,7 @@ def test_cifar_rejects_os_system_pickle(tmp_path):
     assert not marker.exists()
 
 
-def test_cifar_rejects_codecs_other_than_latin1(tmp_path):
+def test_cifar_non_latin1_codec_rejected(tmp_path):
     # _codecs.encode is allowed for bytes, but only as a latin1 conversion.
     payload = b"\x80\x02c_codecs\nencode\nq\x00X\x03\x00\x00\x00abcq\x01X\x04\x00\x00\x00zlibq\x02\x86q\x03Rq\x04."
     path = tmp_path / "batch"
@@ -438,7 +438,7 @@ def test_npz_fractional_labels_rejected(tmp_path):
         load_dataset(DataConfig(source="npz", path=str(tmp_path / "data.npz")))
 
 
-def test_constant_image_rejected_for_standardize(tmp_path):
+def test_standardize_constant_image_rejected(tmp_path):
     X = np.random.default_rng(0).normal(size=(10, 4))
     X[:, :] = X[:, :1]  # every image constant
     np.savez(tmp_path / "data.npz", X=X, y=np.arange(10) % 2)

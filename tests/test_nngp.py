@@ -242,7 +242,7 @@ def test_eigen_history_pre_activation_starts_singular():
     assert smallest[-1] > 1e-4
 
 
-def test_smallest_eigenvalue_positive_for_every_sigma_w():
+def test_smallest_eigenvalue_positive_all_sigma_w():
     X = standardised_digits(60)
     values = smallest_eigenvalue_vs_sigma_w(X, [0.0, 0.5, 1.0, 1.3], phi="relu")
 
@@ -346,7 +346,7 @@ def test_loglog_slope_of_power_law():
     assert loglog_fit(widths, 3.0 * widths**-0.5)[1] == pytest.approx(math.log(3.0))
 
 
-def test_normality_of_gaussian_and_exponential_samples():
+def test_normality_gaussian_vs_exponential():
     rng = np.random.default_rng(0)
     gaussian = rng.normal(scale=2.0, size=(500, 2))
     skewed = rng.exponential(size=(500, 1))
