@@ -459,8 +459,18 @@ def test_standardize_constant_image_rejected(tmp_path):
         (DataConfig(n_total=0), "n_total=0 must be a positive integer"),
         (DataConfig(classes=[3]), "must list at least two labels"),
         (DataConfig(n_total=5000), "n_total=5000 exceeds the 1438 samples available"),
+        (DataConfig(n_test=1797), "n_test=1797 leaves fewer than one training sample per class"),
     ],
-    ids=["source", "preprocessing", "path", "both-sizes", "zero-total", "one-class", "too-many"],
+    ids=[
+        "source",
+        "preprocessing",
+        "path",
+        "both-sizes",
+        "zero-total",
+        "one-class",
+        "too-many",
+        "test-takes-all",
+    ],
 )
 def test_invalid_config_rejected(config, message):
     with pytest.raises(ConfigError, match=message):

@@ -780,6 +780,14 @@ def load_dataset(config: DataConfig) -> Dataset:
     train_pool = _keep_classes(train, classes)
     if test is None:
         n_test = config.n_test or max(len(classes), round(DEFAULT_TEST_FRACTION * len(train_pool)))
+        if n_test > len(train_pool) - len(classes):
+            raise ConfigError(
+                f"n_test={n_test} leaves fewer than one training sample per class out of "
+                f"{len(train_pool)} samples",
+                path=train.origin,
+                field="n_test",
+                fix=f"lower data.n_test to at most {len(train_pool) - len(classes)}",
+            )
         test_rows, train_pool = _stratified_take(
             train_pool, train.y, n_test, config.seed, train.origin, "n_test"
         )
