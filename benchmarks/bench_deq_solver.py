@@ -3,9 +3,9 @@
 Both solvers get the same implicit ReLU layer z = ReLU(gamma A z / sqrt(m) + U x / sqrt(d))
 on all 1,797 scikit-learn digits (per-sample standardised) as one batch, the same
 relative tolerance max_i ||f(z_i) - z_i|| / ||f(z_i)||, Anderson memory 5 and no
-damping, and start from z = 0. Each cell is the median wall time of ``--repeats`` solves;
-"evaluations" counts calls of the layer map, and the residual is recomputed after each
-solve from the returned z, so the two columns measure the same thing.
+damping, and start from z = 0. Each cell is the median wall time of ``--repeats`` solves.
+"evaluations" counts calls of the layer map. The residual is recomputed from the z each
+solver returns, so both residual columns measure the same thing.
 
 Run: ``python benchmarks/bench_deq_solver.py --output bench_deq_solver.md``
 """

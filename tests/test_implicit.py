@@ -79,6 +79,39 @@ def test_solver_config_rejects_bad_values(field, value, message):
         SolverConfig(**{field: value})
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"variant": "last"}, "variant='last' must be one of all, implicit"),
+        ({"dtype": "float16"}, "dtype='float16' must be one of float32, float64"),
+        ({"width": 0}, "width=0 must be a positive integer"),
+        ({"steps": 0}, "steps=0 must be a positive integer"),
+        ({"learning_rate": -1.0}, "learning_rate=-1.0 must be a positive number"),
+    ],
+    ids=["variant", "dtype", "width", "steps", "learning_rate"],
+)
+def test_training_config_rejects_bad_values(changes, message):
+    settings = {"variant": "all", "width": 10, "gamma": 0.25, "learning_rate": 1.0, "steps": 5}
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig(**{**settings, **changes})
+
+
+def test_network_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="width=0 must be a positive integer"):
+        ImplicitReLUNetwork(5, 0, 3, gamma=0.2)
+    with pytest.raises(ValueError, match="gamma=-0.1 must be a positive number"):
+        ImplicitReLUNetwork(5, 4, 3, gamma=-0.1)
+    network = ImplicitReLUNetwork(5, 4, 3, gamma=0.2)
+    with pytest.raises(ValueError, match=r"input must have shape \(batch, 5\), got \(2, 6\)"):
+        network(torch.zeros(2, 6, dtype=torch.float64))
+
+
+def test_center_inputs_rejects_mean_image():
+    x_train = np.array([[1.0, 2.0], [3.0, 4.0], [2.0, 3.0]])
+    with pytest.raises(ValueError, match="training row 2 equals the training mean image"):
+        center_inputs(x_train, x_train[:1])
+
+
 def test_equilibrium_satisfies_equation():
     network = small_network()
     x = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
@@ -228,3 +261,69 @@ def test_training_stops_when_ill_posed():
             torch.tensor(x_train), torch.tensor(y_train), torch.tensor(x_test), torch.tensor(y_test), 10, config
         )
     assert len(caught.value.history["loss"]) == caught.value.step
+    # With m^2 = 400 parameters of A for N * C = 300 outputs, H may be singular here.
+    assert math.isfinite(caught.value.initial_metrics["gram_min_eigenvalue_initial"])
+    assert caught.value.initial_metrics["spectral_norm_initial"] < 1
+
+
+TINY_IMAGES_CONFIG = """
+materials:
+  enabled: false
+events:
+  enabled: false
+images:
+  enabled: true
+  dataset: tiny
+  device: cpu
+  data:
+    n_per_class: 3
+    classes: [0, 1, 2, 3]
+    n_test: 20
+  training:
+    width_factors: [4]
+    learning_rate: {all: 5.0, implicit: 20.0}
+    steps: 8
+  nngp:
+    sigma_w_grid: [0.25, 1.0]
+    finite_width:
+      widths: [8, 16]
+      n_networks: 20
+      n_inputs: 3
+"""
+
+
+@pytest.mark.slow
+def test_images_workflow_tiny_config(tmp_path, repo):
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for part in ("Snakefile", "config", "workflow", "envs"):
+        source = repo / part
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / part)
+        else:
+            shutil.copy2(source, tmp_path / part)
+    (tmp_path / "tiny.yaml").write_text(TINY_IMAGES_CONFIG, encoding="utf-8")
+    environment = dict(os.environ, PYTHONPATH=str(repo / "src"), OMP_NUM_THREADS="1")
+    snakemake = Path(sys.executable).parent / "snakemake"
+
+    result = subprocess.run(
+        [str(snakemake), "--cores", "2", "--configfile", "tiny.yaml"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=900,
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    root = tmp_path / "results" / "images" / "tiny"
+    summary = (root / "training_summary.csv").read_text(encoding="utf-8").splitlines()
+    assert len(summary) == 3  # header and one run per variant
+    for name in ("loss_curves", "rate_vs_width", "gram_eigenvalues", "accuracy_vs_width", "solver_iterations"):
+        assert (root / "figures" / f"{name}.png").stat().st_size > 0
+    nngp_metrics = json.loads((root / "nngp" / "metrics.json").read_text(encoding="utf-8"))
+    assert nngp_metrics["n_train"] == 12
+    assert nngp_metrics["all_positive"]
+    history = (root / "train" / "all" / "width-4N" / "history.csv").read_text(encoding="utf-8")
+    assert len(history.splitlines()) == 10  # header and steps 0..8

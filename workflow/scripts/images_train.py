@@ -65,6 +65,7 @@ except IllPosedEquilibriumError as error:
     metrics = {
         "variant": variant, "width": width, "n_train": int(len(labels_train)),
         "status": "ill-posed", "failed_step": error.step, "message": str(error),
+        **error.initial_metrics,
     }
 metrics["width_factor"] = factor
 

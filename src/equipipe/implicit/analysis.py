@@ -145,9 +145,9 @@ def fit_linear_rate(losses: np.ndarray, start_fraction: float = 0.5) -> LinearRa
 def linearised_rate_bound(eigenvalue: float, learning_rate: float, n_samples: int) -> float:
     """Return ``2 log(1 - eta lambda / N)``, the log-loss slope of the slowest mode.
 
-    In the linearised regime with only ``A`` trained, every component of the residual
-    shrinks at least by ``1 - eta lambda_min(H) / N`` per step, so the loss falls at least
-    this fast. Returns NaN when ``eta lambda / N >= 1`` (the bound then says nothing).
+    In the linearised regime with only ``A`` trained and ``eta lambda_max(H) / N <= 1``,
+    every eigencomponent of the residual shrinks by a factor of at most
+    ``1 - eta lambda_min(H) / N`` per step, so the loss falls at least this fast. Returns NaN when ``eta lambda / N >= 1``, where the bound does not apply.
     """
     factor = 1.0 - learning_rate * eigenvalue / n_samples
     return 2.0 * math.log(factor) if factor > 0 else float("nan")

@@ -16,10 +16,11 @@ over-parameterization", ICLR 2022 (arXiv:2110.05645).
 
 The forward pass solves the equilibrium with Anderson acceleration and keeps no graph of
 the iterations. The backward pass differentiates the equilibrium by the implicit function
-theorem: with ``D = diag(ReLU'(pre-activation))`` and ``J = D gamma A / sqrt(m)`` the
-Jacobian of the layer map at ``z``, the gradient of a loss ``L`` needs the adjoint
-``s = (I - J)^{-T} dL/dz``, found as the fixed point ``q = D (dL/dz + gamma q A / sqrt(m))``
-with ``q = D s``; then ``dL/dA = gamma q^T z / sqrt(m)`` and ``dL/d(U x / sqrt(d)) = q``.
+theorem. Let ``D = diag(ReLU'(pre-activation))``, so ``J = D gamma A / sqrt(m)`` is the
+Jacobian of the layer map at ``z``. The gradient of a loss ``L`` needs the adjoint
+``s = (I - J)^{-T} dL/dz``. It is found as the fixed point
+``q = D (dL/dz + gamma q A / sqrt(m))`` with ``q = D s``. Then
+``dL/dA = gamma q^T z / sqrt(m)`` and ``dL/d(U x / sqrt(d)) = q``.
 """
 
 from __future__ import annotations

@@ -176,9 +176,13 @@ def _gram_eigenvalue(model: ImplicitReLUNetwork, x: torch.Tensor) -> float:
 
 
 def _with_context(
-    error: Exception, step: int, config: TrainingConfig, history: dict[str, list]
+    error: Exception,
+    step: int,
+    config: TrainingConfig,
+    history: dict[str, list],
+    initial: dict[str, float],
 ) -> IllPosedEquilibriumError:
-    """Return an error naming the step and config keys, carrying the history so far."""
+    """Return an error naming the step and config keys, carrying the results so far."""
     prefix = config.config_prefix
     wrapped = IllPosedEquilibriumError(
         f"training stopped at step {step} (variant {config.variant}, width {config.width}): "
@@ -187,6 +191,7 @@ def _with_context(
     )
     wrapped.step = step
     wrapped.history = history
+    wrapped.initial_metrics = initial
     return wrapped
 
 
@@ -222,7 +227,8 @@ def train_implicit_network(
     IllPosedEquilibriumError
         If ``gamma ||A||_2 / sqrt(m)`` reaches 1 or a solve fails to converge; the
         message names the step and the config keys to lower. Its ``step`` attribute is
-        that step and ``history`` holds the rows of the steps before it.
+        that step, ``history`` contains the rows of the steps before it and
+        ``initial_metrics`` the spectral norm and Gram eigenvalue at initialisation.
     FloatingPointError
         If the loss becomes NaN or infinite.
     """
@@ -252,6 +258,7 @@ def train_implicit_network(
         config.variant, config.width, n_samples, n_features, n_classes, initial_norm,
     )
     gram_initial = _gram_eigenvalue(model, x_train)
+    initial = {"spectral_norm_initial": initial_norm, "gram_min_eigenvalue_initial": gram_initial}
 
     history: dict[str, list] = {
         key: []
@@ -269,7 +276,7 @@ def train_implicit_network(
             model.check_well_posed(norm)
             equilibrium = model.equilibrium(x_train, z0=z)  # (N, m)
         except IllPosedEquilibriumError as error:
-            raise _with_context(error, step, config, history) from error
+            raise _with_context(error, step, config, history, initial) from error
         predictions = model.readout(equilibrium)  # (N, C)
         loss = 0.5 * ((predictions - targets) ** 2).sum() / n_samples
         loss_value = float(loss.detach())
@@ -286,7 +293,7 @@ def train_implicit_network(
             try:
                 loss.backward()
             except IllPosedEquilibriumError as error:
-                raise _with_context(error, step, config, history) from error
+                raise _with_context(error, step, config, history, initial) from error
             backward_iterations = model.last_stats["backward"].iterations
             with torch.no_grad():
                 for parameter in trained:
