@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--tol", type=float, default=1e-6, help="relative tolerance (default: 1e-6)")
     parser.add_argument("--repeats", type=int, default=3, help="solves per cell, median reported (default: 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument("--torchdeq-lam", type=float, default=1e-4,
+                        help="torchdeq's absolute Anderson regularisation lam (default: 1e-4, its own default)")
     parser.add_argument("--output", type=Path, help="write the markdown table to this file")
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
@@ -100,7 +102,7 @@ def main() -> None:
                     evaluations[0] = 0
                     z, _, _ = anderson_solver(
                         layer, torch.zeros_like(injection), max_iter=500, tol=arguments.tol,
-                        stop_mode="rel", m=5, tau=1.0,
+                        stop_mode="rel", m=5, lam=arguments.torchdeq_lam, tau=1.0,
                     )
                     return z, evaluations[0]
 
@@ -134,7 +136,8 @@ def main() -> None:
         f"Machine: {cpu_model()}, {os.cpu_count()} logical CPUs, torch threads "
         f"{arguments.threads}; Python {platform.python_version()}, torch {torch.__version__}, "
         f"torchdeq {version('torchdeq')}, numpy {np.__version__}. Batch: 1,797 digits, d = 64, "
-        f"float64, relative tolerance {arguments.tol:g}, median of {arguments.repeats} solves. "
+        f"float64, relative tolerance {arguments.tol:g}, median of {arguments.repeats} solves, "
+        f"torchdeq lam {arguments.torchdeq_lam:g}. "
         "Spectral norm: gamma ||A||_2 / sqrt(m), the contraction factor bound."
     )
     text = "\n".join([machine, "", *lines]) + "\n"
