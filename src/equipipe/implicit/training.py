@@ -271,6 +271,8 @@ def train_implicit_network(
     start = time.perf_counter()
     z = None
     for step in range(config.steps + 1):
+        # NOTE: power iteration gives a lower bound, so a norm just above 1 can pass this
+        # check; a map that no longer contracts is then caught by the solver's tolerance.
         norm = model.spectral_norm(power_iterations=100 if step == 0 else 5)
         try:
             model.check_well_posed(norm)
