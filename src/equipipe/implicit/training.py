@@ -272,7 +272,7 @@ def train_implicit_network(
     z = None
     for step in range(config.steps + 1):
         # NOTE: power iteration gives a lower bound, so a norm just above 1 can pass this
-        # check; a map that no longer contracts is then caught by the solver's tolerance.
+        # check. The solver's convergence check and the exact norm at the end still apply.
         norm = model.spectral_norm(power_iterations=100 if step == 0 else 5)
         try:
             model.check_well_posed(norm)
