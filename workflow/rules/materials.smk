@@ -154,6 +154,7 @@ rule materials_train:
 
 rule materials_evaluate:
     input:
+        selection=f"{MATERIALS_RESULTS}/selections/{{method}}_f{{fraction}}_s{{seed}}.csv",
         model=f"{MATERIALS_RESULTS}/models/{{method}}_f{{fraction}}_s{{seed}}.pt",
         history=f"{MATERIALS_RESULTS}/models/{{method}}_f{{fraction}}_s{{seed}}_history.csv",
         structures=f"{MATERIALS_RESULTS}/structures.extxyz",

@@ -28,6 +28,7 @@ metrics.update(
     method=wildcards.method,
     fraction=float(wildcards.fraction),
     seed=int(wildcards.seed),
+    n_train=int(len(pd.read_csv(snakemake.input.selection))),
     seconds_per_epoch=float(history["seconds"].mean()),
     epochs=int(len(history)),
 )
