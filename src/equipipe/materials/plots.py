@@ -42,7 +42,7 @@ def metric_label(metric: str) -> str:
 
 def _save(figure: Figure, path: str | os.PathLike) -> None:
     with atomic_path(path) as temp:
-        figure.savefig(temp, format="png", dpi=DPI)
+        figure.savefig(temp, format="png", dpi=DPI, bbox_inches="tight")
     logger.info("wrote figure %s", path)
 
 
@@ -157,7 +157,11 @@ def plot_selection_map(
     axes.set_xlabel(axis_names[0])
     axes.set_ylabel(axis_names[1])
     axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8, markerscale=1.5, loc="best", ncols=2 if len(palette) > 6 else 1)
+    # Outside the axes, because many config types would otherwise cover the map.
+    axes.legend(
+        fontsize=8, markerscale=1.5, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+        ncols=2 if len(palette) > 12 else 1,
+    )
     _save(figure, path)
 
 
