@@ -239,7 +239,9 @@ def test_conda_envs_are_under_envs(rules):
 
 def missing_packages(script: Path, env: dict) -> list[str]:
     """Return one line per module that ``script`` (or the library it uses) imports and ``env`` lacks."""
-    packages = conda_packages(env)
+    packages = set(conda_packages(env))
+    # A package that conda-forge lacks may come from PyPI as a pinned pip entry.
+    packages |= {entry.split("==")[0].lower() for entry in pip_entries(env) if "==" in entry}
     problems = []
     for module, importer in sorted(third_party_imports(script).items()):
         if module in PROVIDED_BY_SNAKEMAKE:
@@ -249,7 +251,7 @@ def missing_packages(script: Path, env: dict) -> list[str]:
                 problems.append(f"the pip entry '{EQUIPIPE_PIP_ENTRY}' (equipipe, imported by {importer})")
             continue
         wanted = {conda_package_for(module)} | ALSO_PROVIDED_BY.get(module, set())
-        if not wanted & set(packages):
+        if not wanted & packages:
             problems.append(f"{' or '.join(sorted(wanted))} (module '{module}', imported by {importer})")
     return problems
 

@@ -161,11 +161,12 @@ def parse_dry_run(output: str) -> dict[str, str]:
     return jobs
 
 
-def dry_run_jobs(workdir: Path, *args: str) -> dict[str, str]:
+def dry_run_jobs(workdir: Path, *extra_configfiles: str) -> dict[str, str]:
     """Return ``{job key: reason}`` of the jobs that a run would execute now.
 
-    Runs ``snakemake --dry-run`` with the local profile and the small config,
-    as a user would to see what a run would do.
+    Runs ``snakemake --dry-run`` with the local profile, the small config and
+    ``extra_configfiles`` on top of it, as a user would to see what a run
+    would do.
     """
     result = run_snakemake(
         workdir,
@@ -174,7 +175,7 @@ def dry_run_jobs(workdir: Path, *args: str) -> dict[str, str]:
         LOCAL_PROFILE,
         "--configfile",
         SMALL_CONFIG,
-        *args,
+        *extra_configfiles,
         timeout=300,
     )
     output = result.stdout + result.stderr
@@ -198,7 +199,8 @@ def plan_dag(
     Returns ``{job key: job}`` where a job is a dict with ``rule``, ``wildcards``,
     ``resources`` (evaluated, as the scheduler and executors see them),
     ``input``, ``output``, ``dependencies`` (keys of the jobs it needs),
-    ``needrun`` and ``reason``. With ``forceall`` every job is planned to run.
+    ``report`` (outputs marked with ``report(...)``: path, caption, category
+    and subcategory), ``needrun`` and ``reason``. With ``forceall`` every job is planned to run.
     """
     request = {
         "workdir": str(workdir),
@@ -265,10 +267,26 @@ def _plan_main(request: dict[str, Any]) -> None:
                 "input": [str(path) for path in job.input],
                 "output": [str(path) for path in job.output],
                 "dependencies": sorted(keys[dep] for dep in dag.dependencies[job]),
+                "report": [_report_entry(path, job) for path in job.output if path.flags.get("report")],
                 "needrun": dag.needrun(job),
                 "reason": str(dag.reason(job)),
             }
     print(json.dumps(jobs))
+
+
+def _report_entry(path, job) -> dict[str, Any]:
+    """Return the report flag of an output file with its wildcards filled in."""
+    flag = path.flags["report"]
+
+    def fill(value):
+        return None if value is None else str(value).format(**dict(job.wildcards_dict))
+
+    return {
+        "path": str(path),
+        "caption": None if flag.caption is None else str(flag.caption),
+        "category": fill(flag.category),
+        "subcategory": fill(flag.subcategory),
+    }
 
 
 def list_rules(workdir: Path = REPO) -> dict[str, dict[str, Any]]:
@@ -350,8 +368,13 @@ def complete_run() -> Path:
 
     The directory is created once per pytest process, shared by every test
     that needs a finished run, and removed when the process exits; tests copy
-    it with :func:`clone_run` before they change anything.
+    it with :func:`clone_run` before they change anything. To debug the tests,
+    set EQUIPIPE_COMPLETE_RUN to the directory of a finished run of the small
+    config to reuse it (tests never change it).
     """
+    reuse = os.environ.get("EQUIPIPE_COMPLETE_RUN")
+    if reuse:
+        return Path(reuse)
     root = Path(tempfile.mkdtemp(prefix="equipipe-complete-run-"))
     import atexit
 
