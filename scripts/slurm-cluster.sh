@@ -15,7 +15,7 @@
 # profile's status command is squeue, and finished jobs are recorded by the
 # filetxt job-completion plugin in $EQUIPIPE_SLURM_DIR/log/jobcomp.log.
 #
-# `start` is idempotent: it returns at once when the node already answers.
+# `start` is idempotent: it returns at once when its cluster is already up.
 # It writes /etc/slurm/slurm.conf (the path every Slurm client reads) and
 # refuses to overwrite one that this script did not write.
 set -euo pipefail
@@ -77,7 +77,7 @@ start_munge() {
         munge -n >/dev/null 2>&1 && return
         sleep 0.1
     done
-    die "munged did not answer within 5 s; see /var/log/munge/munged.log"
+    die "munged did not respond within 5 s; see /var/log/munge/munged.log"
 }
 
 write_config() {

@@ -6,7 +6,8 @@ starts Snakemake on one core. As soon as one training job of this run has
 finished and another one has written its first checkpoint, the whole Snakemake
 process group gets SIGKILL, as on a node failure. The restarted run must keep
 the finished outputs, resume the interrupted job from its checkpoint and end
-with every output complete and no temporary file left.
+with every output complete and no temporary file left. As after a crash,
+``snakemake --unlock`` removes the stale lock before the restart.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def test_killed_training_resumes(tmp_path):
     finished_stem = finished_model.stem
     assert not any("materials_train" in key and _matches(key, finished_stem) for key in pending)
 
+    # SIGKILL leaves Snakemake's lock on the directory behind, as a crash does.
+    run_snakemake(workdir, "--unlock", "--configfile", SMALL_CONFIG, extra, timeout=300)
     run_snakemake(workdir, *command, timeout=1200)
 
     assert digest(finished_model) == finished_digest
