@@ -12,15 +12,12 @@ import pandas as pd
 
 from equipipe.fileio import atomic_path
 from equipipe.materials.descriptors import load_descriptors
-from equipipe.materials.pipeline import DescriptorArrays, dvlae_map
+from equipipe.materials.pipeline import dvlae_map
 
 logger = logging.getLogger("materials_map")
 start = time.perf_counter()
 
-loaded = load_descriptors(snakemake.input.descriptors)
-descriptors = DescriptorArrays(
-    values=loaded.values, species=loaded.species, offsets=loaded.offsets, ids=np.asarray(loaded.ids)
-)
+descriptors = load_descriptors(snakemake.input.descriptors)
 split = pd.read_csv(snakemake.input.split, dtype={"id": str, "config_type": str})
 vectors, table = dvlae_map(
     descriptors,

@@ -6,21 +6,17 @@ log_to_file(snakemake.log[0])
 
 import logging
 
-import numpy as np
 import pandas as pd
 
 from equipipe.fileio import atomic_path
 from equipipe.materials.descriptors import load_descriptors
 from equipipe.materials.ingest import read_canonical, write_canonical
-from equipipe.materials.pipeline import DescriptorArrays, select_training_subset
+from equipipe.materials.pipeline import select_training_subset
 
 logger = logging.getLogger("materials_select")
 wildcards = snakemake.wildcards
 
-loaded = load_descriptors(snakemake.input.descriptors)
-descriptors = DescriptorArrays(
-    values=loaded.values, species=loaded.species, offsets=loaded.offsets, ids=np.asarray(loaded.ids)
-)
+descriptors = load_descriptors(snakemake.input.descriptors)
 map_table = pd.read_csv(snakemake.input.map, dtype={"id": str, "config_type": str})
 ids, info = select_training_subset(
     wildcards.method,

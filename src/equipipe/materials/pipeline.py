@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,44 +18,25 @@ from ase.data import atomic_numbers
 
 from equipipe.errors import ConfigError
 from equipipe.materials import dvlae, embedding, selection
+from equipipe.materials.descriptors import DescriptorSet
 
 logger = logging.getLogger(__name__)
 
 SELECTION_METHODS = ("full", "dvlae", "random", "fps", "kmeans")
 
 
-@dataclass
-class DescriptorArrays:
-    """Per-atom descriptors of a list of structures.
-
-    Attributes
-    ----------
-    values : ndarray of shape (n_atoms_total, n_features)
-    species : ndarray of shape (n_atoms_total,)
-        Atomic numbers.
-    offsets : ndarray of shape (n_structures + 1,)
-        Structure ``s`` owns rows ``offsets[s]:offsets[s + 1]``.
-    ids : ndarray of shape (n_structures,)
-        Structure ids, in the same order.
-    """
-
-    values: np.ndarray
-    species: np.ndarray
-    offsets: np.ndarray
-    ids: np.ndarray
-
-    def subset(self, positions: np.ndarray) -> DescriptorArrays:
-        """Return the descriptors of the structures at ``positions``, in that order."""
-        counts = np.diff(self.offsets)[positions]
-        rows = np.concatenate(
-            [np.arange(self.offsets[p], self.offsets[p + 1]) for p in positions]
-        ) if len(positions) else np.zeros(0, dtype=np.int64)
-        return DescriptorArrays(
-            values=self.values[rows],
-            species=self.species[rows],
-            offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-            ids=self.ids[positions],
-        )
+def subset_descriptors(descriptors: DescriptorSet, positions: np.ndarray) -> DescriptorSet:
+    """Return the descriptors of the structures at ``positions``, in that order."""
+    counts = np.diff(descriptors.offsets)[positions]
+    rows = [np.arange(descriptors.offsets[p], descriptors.offsets[p + 1]) for p in positions]
+    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return DescriptorSet(
+        values=descriptors.values[rows],
+        species=descriptors.species[rows],
+        offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        ids=np.asarray(descriptors.ids)[positions],
+        feature_names=list(descriptors.feature_names),
+    )
 
 
 def positions_of(ids: np.ndarray, wanted: Sequence[str]) -> np.ndarray:
@@ -72,7 +52,7 @@ def positions_of(ids: np.ndarray, wanted: Sequence[str]) -> np.ndarray:
 
 
 def dvlae_map(
-    descriptors: DescriptorArrays,
+    descriptors: DescriptorSet,
     split: pd.DataFrame,
     elements: Sequence[str],
     dvlae_settings: Mapping[str, Any],
@@ -86,7 +66,7 @@ def dvlae_map(
 
     Parameters
     ----------
-    descriptors : DescriptorArrays
+    descriptors : DescriptorSet
         Descriptors of every structure of the dataset.
     split : DataFrame
         Columns ``id``, ``subset`` (``train`` or ``test``) and ``config_type``.
@@ -117,8 +97,8 @@ def dvlae_map(
             field="materials.dvlae.reference",
             fix=f"set materials.dvlae.reference between 0 and {len(train) - 1}",
         )
-    train_set = descriptors.subset(positions_of(descriptors.ids, train["id"].tolist()))
-    test_set = descriptors.subset(positions_of(descriptors.ids, test["id"].tolist()))
+    train_set = subset_descriptors(descriptors, positions_of(descriptors.ids, train["id"].tolist()))
+    test_set = subset_descriptors(descriptors, positions_of(descriptors.ids, test["id"].tolist()))
     numbers = [atomic_numbers[symbol] for symbol in elements]
 
     # Histograms on bins fitted to the training set, then difference vectors.
@@ -180,7 +160,7 @@ def select_training_subset(
     fraction: float,
     seed: int,
     map_table: pd.DataFrame,
-    descriptors: DescriptorArrays,
+    descriptors: DescriptorSet,
     elements: Sequence[str],
     k: int = 1,
     cell_size: float | None = None,
@@ -227,7 +207,7 @@ def select_training_subset(
     elif method == "random":
         chosen = selection.random_select(n_train, size, seed)
     else:
-        train_set = descriptors.subset(positions_of(descriptors.ids, train["id"].tolist()))
+        train_set = subset_descriptors(descriptors, positions_of(descriptors.ids, train["id"].tolist()))
         numbers = [atomic_numbers[symbol] for symbol in elements]
         features = selection.structure_mean_descriptors(
             train_set.values, train_set.species, train_set.offsets, numbers
