@@ -1,10 +1,10 @@
 """Every rule runs in a pinned conda-forge environment that provides what its code imports.
 
 Conda channels cannot be reached from CI, so the environments are checked
-statically: each file under envs/ parses, uses only conda-forge and pins every
-package, and for every rule (read through the Snakemake API) the environment
-lists a conda package for every third-party module that the rule's script
-imports, directly or through the equipipe modules it imports. equipipe itself
+statically. Each file under envs/ must parse, use only conda-forge and pin
+every package. For every rule (read through the Snakemake API), the
+environment must list a conda package for every third-party module that the
+rule's script imports, directly or through the equipipe modules it imports. equipipe itself
 is installed into the environment by a pip entry that points at the repository
 (``-e ..``: conda runs pip in the directory of the environment file).
 """

@@ -15,7 +15,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_harness import SMALL_CONFIG, clone_run, complete_run, downstream, dry_run_jobs, jobs_reading, plan_dag
+from workflow_harness import (
+    LOCAL_PROFILE,
+    SMALL_CONFIG,
+    clone_run,
+    complete_run,
+    downstream,
+    dry_run_jobs,
+    jobs_reading,
+    plan_dag,
+    run_snakemake,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +140,22 @@ def test_added_dataset_adds_its_jobs(clone, planned):
     dataset = {"generate": {"frames_per_group": 3, "seed": 8}, "elements": ["Pd", "H"]}
     new_jobs = assert_adds_only_new_jobs(clone, planned, {"materials": {"datasets": {"pdh-extra": dataset}}})
     assert all("dataset=pdh-extra" in key for key in new_jobs), sorted(new_jobs)
+
+
+def test_changed_parameter_rerun_succeeds(clone, planned):
+    """The planned re-run after a parameter change runs, and then nothing is left to do."""
+    extra = write_config(clone, "change.yaml", {"materials": {"training": {"learning_rate": 0.01}}})
+    users = {key for key, job in planned.items() if job["rule"] == "materials_train"}
+    affected = downstream(planned, users)
+    kept = {
+        path: (clone / path).stat().st_mtime
+        for key, job in planned.items()
+        if key not in affected
+        for path in job["output"]
+    }
+
+    run_snakemake(clone, "--cores", "2", "--workflow-profile", LOCAL_PROFILE, "--configfile", SMALL_CONFIG, extra)
+
+    assert dry_run_jobs(clone, extra) == {}
+    for path, mtime in kept.items():
+        assert (clone / path).stat().st_mtime == mtime, f"{path} was rewritten"

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 
 RESULTS = Path("results/materials/pdh-emt")
 # Enough epochs that a training job outlasts the polling interval many times.
-EPOCHS = 30
+EPOCHS = 20
 POLL_S = 0.1
 WAIT_LIMIT_S = 900
 

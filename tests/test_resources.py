@@ -1,4 +1,4 @@
-"""Training jobs request a GPU exactly when the config asks for CUDA.
+"""Training jobs request a GPU exactly when the config sets ``device: cuda``.
 
 The DAG of the default config is planned through the Snakemake API with every
 module's ``device`` set to ``cpu`` and then to ``cuda``, and the evaluated

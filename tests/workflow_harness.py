@@ -6,10 +6,9 @@ report share one complete run of the workflow on ``tests/configs/small.yaml``
 they change anything.
 
 Jobs are identified by a key ``rule[name=value,...]`` with the wildcards in
-sorted order, both in planned DAGs (:func:`plan_dag`, read through the
-Snakemake Python API) and in dry runs (:func:`dry_run_jobs`, read from the
-command line's output, so that the workflow profile is applied as a user runs
-it).
+sorted order. :func:`plan_dag` reads planned DAGs through the Snakemake Python
+API. :func:`dry_run_jobs` reads dry runs from the command line's output, so
+that the workflow profile applies as when a user runs it.
 
 Run as a script (``python workflow_harness.py plan REQUEST_JSON``) it prints
 the planned DAG as JSON; :func:`plan_dag` calls it in a subprocess because the
@@ -366,9 +365,9 @@ def jobs_reading(jobs: dict[str, dict[str, Any]], path: str) -> set[str]:
 def complete_run() -> Path:
     """Run the whole workflow once on the small config and return its directory.
 
-    The directory is created once per pytest process, shared by every test
-    that needs a finished run, and removed when the process exits; tests copy
-    it with :func:`clone_run` before they change anything. To debug the tests,
+    The directory is created once per pytest process and shared by every test
+    that needs a finished run. It is removed when the process exits, and tests
+    copy it with :func:`clone_run` before they change anything. To debug the tests,
     set EQUIPIPE_COMPLETE_RUN to the directory of a finished run of the small
     config to reuse it (tests never change it).
     """
