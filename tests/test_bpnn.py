@@ -191,7 +191,8 @@ def test_training_lowers_validation_error(pdh_training_set):
 
 def test_resume_matches_uninterrupted_run(pdh_training_set, tmp_path):
     structures = pdh_training_set[:12]
-    config = TrainingConfig(epochs=6, patience=50, checkpoint_every=2, seed=2, **FAST)
+    # lr_decay_patience=1 makes the learning-rate schedule part of the resumed state.
+    config = TrainingConfig(epochs=6, patience=50, checkpoint_every=2, lr_decay_patience=1, seed=2, **FAST)
     uninterrupted, history_full = train_potential(structures, SF, config)
 
     # Interrupt the second run while it logs epoch 5, after the epoch-4 checkpoint.
@@ -214,11 +215,14 @@ def test_resume_matches_uninterrupted_run(pdh_training_set, tmp_path):
     resumed, history_resumed = train_potential(structures, SF, config, checkpoint_path=checkpoint)
     assert history_resumed["resumed_from_epoch"] == 4
     assert len(history_resumed["epochs"]) == 6
-    # Same seed, same restored RNG and optimizer state, single-threaded CPU float64:
-    # the arithmetic is the same sequence of operations, so results are bitwise equal.
+    # The checkpoint restores the weights, the RNG, the optimizer and the learning-rate
+    # schedule, so on the CPU the resumed run repeats the same float64 operations and
+    # the results are bitwise equal.
     losses_full = [r["validation_loss"] for r in history_full["epochs"]]
     losses_resumed = [r["validation_loss"] for r in history_resumed["epochs"]]
     assert losses_resumed == losses_full
+    rates = [r["learning_rate"] for r in history_resumed["epochs"]]
+    assert rates == [r["learning_rate"] for r in history_full["epochs"]]
     for name, value in uninterrupted.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name
 
@@ -280,8 +284,9 @@ def test_unknown_element_rejected():
         ("force_weight", -1.0, "force_weight=-1.0 must be zero or positive"),
         ("activation", "relu6", "activation='relu6' is not one of"),
         ("dtype", "float16", "dtype='float16' is not one of"),
+        ("lr_decay_factor", 0.0, r"lr_decay_factor=0.0 must lie in \(0, 1\]"),
     ],
-    ids=["fraction", "epochs", "force-weight", "activation", "dtype"],
+    ids=["fraction", "epochs", "force-weight", "activation", "dtype", "lr-decay"],
 )
 def test_training_config_rejects_bad_value(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -374,3 +379,51 @@ def test_learning_curve_table_aggregates_seeds():
     assert random_row["energy_rmse_mev_per_atom_max"] == 9.0
     assert np.isnan(table.loc[("dvlae", 0.5)]["energy_rmse_mev_per_atom_std"])
     assert "seed_mean" not in table.columns
+
+
+# ---------------------------------------------------------------------- precomputed gradients
+
+
+@pytest.mark.parametrize("angular", ["g4", "g5"])
+def test_feature_gradients_match_autograd(angular):
+    from dataclasses import replace
+
+    from equipipe.materials.descriptor_gradients import (
+        forces_from_gradients,
+        symmetry_functions_with_gradients,
+    )
+    from equipipe.materials.descriptors import symmetry_functions
+
+    sf = replace(SymmetryFunctionSet.default(["Pd", "H"], cutoff=5.0), angular=angular)
+    atoms = pdh_cell(seed=40, rattle=0.2)
+    graph = build_graph(atoms, sf.cutoff, sf.elements)
+    positions = torch.from_numpy(atoms.get_positions())
+    features, gradients = symmetry_functions_with_gradients(sf, positions, graph)
+    assert gradients.shape == (graph.n_pairs, sf.n_features, 3)
+    torch.testing.assert_close(features, symmetry_functions(sf, positions, graph), rtol=0, atol=1e-12)
+
+    # A random linear "energy" of the features: autograd through the descriptors
+    # and the stored bond-vector gradients must give the same forces.
+    weights = torch.randn(features.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    moving = positions.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad((symmetry_functions(sf, moving, graph) * weights).sum(), moving)
+    forces = forces_from_gradients(weights, gradients, graph.pair_i, graph.pair_j)
+    assert gradient.abs().max() > 0.1
+    torch.testing.assert_close(forces, -gradient, rtol=0, atol=1e-10)
+
+
+def test_training_path_forces_equal_autograd_forces():
+    from equipipe.materials.training import prepare_structures
+
+    one_atom = bulk("Pd", "fcc", a=3.95)  # primitive cell: every neighbour is an image
+    one_atom.calc = SinglePointCalculator(one_atom, energy=-1.0, forces=np.zeros((1, 3)))
+    structures = [*pdh_set(2, seed=41), one_atom, pdh_cell(seed=42)]
+    model = random_model(structures)
+    batch = prepare_structures(structures, SF).batch([0, 1, 2, 3], torch.device("cpu"), torch.float64)
+    energies, forces = batch.predict(model)
+
+    graph = batch_graphs([build_graph(a, SF.cutoff, SF.elements) for a in structures])
+    positions = torch.from_numpy(np.concatenate([a.get_positions() for a in structures]))
+    reference_energies, reference_forces = model.energy_and_forces(positions, graph)
+    torch.testing.assert_close(energies, reference_energies, rtol=0, atol=1e-10)
+    torch.testing.assert_close(forces, reference_forces, rtol=0, atol=1e-10)

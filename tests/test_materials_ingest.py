@@ -135,12 +135,6 @@ def with_unknown_element(atoms: Atoms) -> Atoms:
     return atoms
 
 
-def with_wrong_force_shape(atoms: Atoms) -> Atoms:
-    copy = without_forces(atoms)
-    copy.info["forces_flat"] = np.zeros(12)  # read through forces_key below
-    return copy
-
-
 def with_overlapping_atoms(atoms: Atoms) -> Atoms:
     atoms.positions[1] = atoms.positions[0] + [0.2, 0.0, 0.0]
     return atoms
@@ -219,7 +213,7 @@ def test_missing_file_raises(tmp_path):
 def test_unreadable_file_raises(tmp_path):
     path = tmp_path / "garbage.xyz"
     path.write_text("3\nnot an extxyz header\nPd 0 0\n")
-    with pytest.raises(InputError, match="garbage.xyz: cannot read the file with ase.io"):
+    with pytest.raises(InputError, match="garbage.xyz: failed to read the file with ase.io"):
         read_sources([SourceSpec(path, format="extxyz")], ["Pd", "H"])
 
 

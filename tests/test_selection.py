@@ -118,9 +118,11 @@ def test_grid_select_identical_positions(caplog):
         ({"fraction": 1.2}, ConfigError, r"fraction must be in \(0, 1\], got 1\.2"),
         ({"fraction": 0.01}, ConfigError, r"fraction=0\.01 of n=7 structures keeps no structure.*at least 0\.143"),
         ({"cell_size": 1.0, "seed": -1}, ConfigError, r"seed must be a non-negative integer, got -1.*materials\.selection\.seeds"),
+        ({"fraction": 0.5, "tolerance": -1}, InputError, r"tolerance must be an integer >= 0 \(structures\), got -1"),
+        ({"fraction": 0.5, "max_iter": 0}, InputError, "max_iter must be an integer >= 1, got 0"),
     ],
     ids=["k-zero", "k-float", "neither", "both", "cell-zero", "cell-inf", "fraction-zero",
-         "fraction-above-one", "fraction-keeps-none", "seed-negative"],
+         "fraction-above-one", "fraction-keeps-none", "seed-negative", "tolerance", "max-iter"],
 )
 def test_grid_select_rejects(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -259,6 +261,11 @@ def test_structure_mean_descriptors_hand_set():
     np.testing.assert_array_equal(means, expected)
 
 
+def test_structure_mean_rejects_repeated_element():
+    with pytest.raises(ConfigError, match=r"distinct positive atomic numbers, got \[46, 46\]"):
+        structure_mean_descriptors(np.zeros((1, 1)), np.array([46]), np.array([0, 1]), [46, 46])
+
+
 def test_structure_mean_rejects_unknown_element():
     with pytest.raises(InputError, match=r"atomic number\(s\) \[8\] are not among the elements \[46, 1\]"):
         structure_mean_descriptors(np.zeros((2, 1)), np.array([46, 8]), np.array([0, 2]), [46, 1])
@@ -281,6 +288,13 @@ def test_embed_tsne_reproducible():
     assert np.isfinite(first_test).all()
     np.testing.assert_array_equal(first_train, again_train)
     np.testing.assert_array_equal(first_test, again_test)
+
+
+@pytest.mark.parametrize("method", ["tsne", "pca"])
+def test_embed_empty_test_set(method):
+    coords, test_coords = embed(_vectors(20), _vectors(20)[:0], method=method, perplexity=5.0)
+    assert coords.shape == (20, 2)
+    assert test_coords.shape == (0, 2)
 
 
 def test_embed_tsne_annoy_neighbors():

@@ -8,9 +8,9 @@ respect to the positions, computed by autograd through the descriptors, so they 
 exactly conservative.
 
 Two fitted constants per element make training easier. The descriptor mean and
-standard deviation over the training atoms standardise the network inputs, and a
+standard deviation over the training atoms standardise the network inputs. A
 per-element energy offset, fitted by least squares of the energy per atom on the
-composition, takes the large constant part of the energy so that the networks learn
+composition, takes the large constant part of the energy, so the networks learn
 only the residual.
 """
 
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from equipipe.materials import descriptors
+from equipipe.materials.descriptor_gradients import forces_from_gradients
 
 logger = logging.getLogger(__name__)
 
@@ -189,25 +190,23 @@ class BehlerParrinelloPotential(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def atomic_energies(self, positions: torch.Tensor, graph: Any) -> torch.Tensor:
-        """Compute the energy of every atom in eV.
+    def atomic_energies_from_features(
+        self, features: torch.Tensor, species: torch.Tensor
+    ) -> torch.Tensor:
+        """Compute the energy of every atom in eV from its symmetry functions.
 
         Parameters
         ----------
-        positions : Tensor of shape (n_atoms, 3)
-            Cartesian positions in Å, in the model's dtype and device.
-        graph : descriptors.StructureGraph
-            Neighbour graph of the same atoms (one structure or a batch).
+        features : Tensor of shape (n_atoms, n_features)
+            Unscaled symmetry functions, in the model's dtype and device.
+        species : Tensor of shape (n_atoms,)
+            Element index of each atom.
 
         Returns
         -------
         Tensor of shape (n_atoms,)
         """
-        features = descriptors.symmetry_functions(
-            self.symmetry_function_set, positions, graph
-        )  # (n_atoms, n_features)
-        species = graph.species
-        energies = positions.new_zeros(positions.shape[0])
+        energies = features.new_zeros(features.shape[0])
         for index, network in enumerate(self.networks):
             mask = species == index
             if not bool(mask.any()):
@@ -217,24 +216,52 @@ class BehlerParrinelloPotential(nn.Module):
             energies = energies.masked_scatter(mask, atom_energy)
         return energies
 
+    def energy_from_features(
+        self,
+        features: torch.Tensor,
+        species: torch.Tensor,
+        structure_index: torch.Tensor,
+        n_structures: int,
+    ) -> torch.Tensor:
+        """Sum the atomic energies per structure.
+
+        Parameters
+        ----------
+        features : Tensor of shape (n_atoms, n_features)
+        species, structure_index : Tensor of shape (n_atoms,)
+            Element index and structure index of each atom.
+        n_structures : int
+
+        Returns
+        -------
+        Tensor of shape (n_structures,)
+            Total energies in eV.
+        """
+        atom_energy = self.atomic_energies_from_features(features, species)  # (n_atoms,)
+        totals = atom_energy.new_zeros(n_structures)
+        return totals.index_add(0, structure_index, atom_energy)
+
     def forward(self, positions: torch.Tensor, graph: Any) -> torch.Tensor:
         """Compute the total energy of each structure in eV.
 
         Parameters
         ----------
         positions : Tensor of shape (n_atoms, 3)
-            Cartesian positions in Å of all atoms of the batch.
+            Cartesian positions in Å of all atoms of the batch, in the model's
+            dtype and device.
         graph : descriptors.StructureGraph
-            Graph of one structure, or a batch from `descriptors.batch_graphs`
-            (which carries ``structure_index``).
+            Graph of one structure, or a batch from `descriptors.batch_graphs`.
 
         Returns
         -------
         Tensor of shape (n_structures,)
         """
-        atom_energy = self.atomic_energies(positions, graph)  # (n_atoms,)
-        totals = atom_energy.new_zeros(graph.n_structures)
-        return totals.index_add(0, graph.structure_index, atom_energy)
+        features = descriptors.symmetry_functions(
+            self.symmetry_function_set, positions, graph
+        )  # (n_atoms, n_features)
+        return self.energy_from_features(
+            features, graph.species, graph.structure_index, graph.n_structures
+        )
 
     def energy_and_forces(
         self, positions: torch.Tensor, graph: Any, create_graph: bool = False
@@ -249,7 +276,7 @@ class BehlerParrinelloPotential(nn.Module):
         graph : descriptors.StructureGraph
             Graph of one structure or of a batch.
         create_graph : bool, default False
-            Keep the graph of the force computation, which training needs to
+            Keep the graph of the force computation, which is needed to
             differentiate a force loss with respect to the weights. Without it,
             both outputs are detached.
 
@@ -269,6 +296,52 @@ class BehlerParrinelloPotential(nn.Module):
         if not create_graph:
             energies = energies.detach()
         return energies, -gradient
+
+    def energy_and_forces_from_features(
+        self,
+        features: torch.Tensor,
+        feature_gradients: torch.Tensor,
+        pair_i: torch.Tensor,
+        pair_j: torch.Tensor,
+        species: torch.Tensor,
+        structure_index: torch.Tensor,
+        n_structures: int,
+        create_graph: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute energies and forces from precomputed features and their gradients.
+
+        Gives the same numbers as `energy_and_forces` (up to round-off) without
+        differentiating through the descriptors, which makes training on forces
+        fast: only the networks are differentiated, and the chain rule to the
+        positions is one contraction with ``feature_gradients``.
+
+        Parameters
+        ----------
+        features : Tensor of shape (n_atoms, n_features)
+        feature_gradients : Tensor of shape (n_pairs, n_features, 3)
+            From `descriptor_gradients.symmetry_functions_with_gradients`.
+        pair_i, pair_j : Tensor of shape (n_pairs,)
+            Centre and neighbour atom of each pair.
+        species, structure_index : Tensor of shape (n_atoms,)
+        n_structures : int
+        create_graph : bool, default False
+            Keep the graph for a force loss; without it both outputs are detached.
+
+        Returns
+        -------
+        energies : Tensor of shape (n_structures,), eV
+        forces : Tensor of shape (n_atoms, 3), eV/Å
+        """
+        features = features.detach().requires_grad_(True)
+        with torch.enable_grad():
+            energies = self.energy_from_features(features, species, structure_index, n_structures)
+            (energy_gradient,) = torch.autograd.grad(
+                energies.sum(), features, create_graph=create_graph
+            )  # (n_atoms, n_features)
+            forces = forces_from_gradients(energy_gradient, feature_gradients, pair_i, pair_j)
+        if not create_graph:
+            energies, forces = energies.detach(), forces.detach()
+        return energies, forces
 
     # ------------------------------------------------------------------ saving
 

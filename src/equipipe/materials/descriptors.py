@@ -51,9 +51,9 @@ ANGULAR_KINDS = ("g4", "g5")
 class SymmetryFunctionSet:
     """Parameters of a set of atom-centred symmetry functions.
 
-    The features of every centre atom have the same layout: first the G2 block of
+    The features of every centre atom have the same layout. First comes the G2 block of
     each neighbour element (in ``elements`` order), with one function for every
-    ``(eta, shift)`` combination; then the angular block of each unordered pair of
+    ``(eta, shift)`` combination. Then comes the angular block of each unordered pair of
     neighbour elements (``(e0, e0), (e0, e1), ..., (e1, e1), ...``), with one function
     for every ``(eta, zeta, lambda)`` combination.
 
@@ -274,9 +274,9 @@ def neighbour_list(quantities: str, atoms: Atoms, cutoff: float, backend: str = 
 
     Both return every ordered pair with distance < cutoff, periodic images included.
     ``"auto"`` picks matscipy when it is installed and the cell has three independent
-    vectors (matscipy inverts the cell), and ASE otherwise. matscipy 1.3.1 took
-    0.2-1.2 ms per structure where ASE 3.29 took 29-156 ms on Fe-GAP22 cells and a
-    32-atom Pd cell at 6 Å (benchmarks/bench_descriptors.py).
+    vectors (matscipy inverts the cell), and ASE otherwise. At a 6 Å cutoff matscipy
+    1.3.1 built the lists 86 to 1000 times faster than ASE 3.29 on Fe-GAP22 and PdH_x
+    cells (benchmarks/bench_descriptors.py, recorded in docs/benchmarks.md).
     """
     if backend not in NEIGHBOUR_BACKENDS:
         raise ValueError(f"backend={backend!r} is invalid; expected one of {NEIGHBOUR_BACKENDS}")
@@ -380,7 +380,7 @@ def batch_graphs(graphs: Sequence[StructureGraph]) -> StructureGraph:
 
     Atom ``k`` of structure ``s`` in the result is atom ``k - offset[s]`` of
     ``graphs[s]``; pass positions concatenated in the same order, e.g.
-    ``torch.cat([p_0, p_1, ...])``. ``structure_index`` tells which structure each atom
+    ``torch.cat([p_0, p_1, ...])``. ``structure_index`` gives the structure each atom
     came from.
 
     Raises

@@ -212,7 +212,8 @@ def element_positions(species: np.ndarray, elements: tuple[int, ...]) -> np.ndar
     return order[position].astype(np.int64)
 
 
-def _check_elements(elements) -> tuple[int, ...]:
+def check_elements(elements) -> tuple[int, ...]:
+    """Validate a list of distinct positive atomic numbers and return it as a tuple."""
     elements = tuple(int(z) for z in elements)
     if not elements:
         raise ConfigError(
@@ -266,7 +267,7 @@ def fit_bin_edges(
         For an empty or repeated element list or ``n_bins < 1``.
     """
     values, species, _ = check_descriptor_arrays(values, species)
-    elements = _check_elements(elements)
+    elements = check_elements(elements)
     n_bins = _check_n_bins(n_bins)
     block = element_positions(species, elements)
 

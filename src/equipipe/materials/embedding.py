@@ -219,8 +219,11 @@ def _embed_pca(train, test, seed):
         *pca.explained_variance_ratio_,
     )
     train_coords = pca.transform(train).astype(np.float64)
-    test_coords = None if test is None else pca.transform(test).astype(np.float64)
-    return train_coords, test_coords
+    if test is None:
+        return train_coords, None
+    if test.shape[0] == 0:
+        return train_coords, np.zeros((0, 2))
+    return train_coords, pca.transform(test).astype(np.float64)
 
 
 def _embed_tsne(
@@ -253,6 +256,8 @@ def _embed_tsne(
     train_coords = np.asarray(embedding, dtype=np.float64)
     if test is None:
         return train_coords, None
+    if test.shape[0] == 0:
+        return train_coords, np.zeros((0, 2))
 
     # Test points attach to their training neighbours with openTSNE's default
     # transform settings (perplexity 5 over the 25 nearest training points).

@@ -1,7 +1,7 @@
 """Errors of a trained potential on held-out structures, and learning-curve tables.
 
 Energy errors are per atom in meV/atom, so that structures of different size weigh
-the same; force errors are over all Cartesian force components in eV/Å.
+the same. Force errors are over all Cartesian force components in eV/Å.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from equipipe.devices import resolve_device
 from equipipe.materials import descriptors
 from equipipe.materials.bpnn import BehlerParrinelloPotential
-from equipipe.materials.training import prepare_structures
+from equipipe.materials.training import prepare_structures, structure_id
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def predict(
         Structures with reference energy (eV) and forces (eV/Å), and
         ``info["id"]`` and ``info["config_type"]`` where known.
     symmetry_function_set : descriptors.SymmetryFunctionSet, optional
-        When given, it must define the same features as the model's set; this
+        When given, it must define the same features as the model's set. This
         guards against evaluating a potential on descriptors it was not trained on.
     device : str or torch.device, default "cpu"
         ``"auto"``, ``"cpu"``, ``"cuda"`` or a torch device.
@@ -79,35 +79,43 @@ def predict(
         )
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be a positive integer")
+    if len(atoms_list) == 0:
+        raise ValueError("atoms_list is empty; pass at least one structure to predict")
     if isinstance(device, str):
         device = resolve_device(device)
     dtype = model.energy_offset.dtype
     model = model.to(device).eval()
 
-    data = prepare_structures(atoms_list, model_set)
-    energy_pred = np.empty(len(data))
-    force_rmse = np.empty(len(data))
-    force_mae = np.empty(len(data))
-    for start in range(0, len(data), batch_size):
-        indices = list(range(start, min(start + batch_size, len(data))))
-        positions, graph, _, _, forces = data.batch(indices, device, dtype)
-        energies, predicted_forces = model.energy_and_forces(positions, graph)
-        energy_pred[indices] = energies.detach().cpu().numpy()
+    # Descriptor gradients are computed one batch at a time to bound memory.
+    n_structures = len(atoms_list)
+    energy_pred = np.empty(n_structures)
+    energy_ref = np.empty(n_structures)
+    n_atoms = np.empty(n_structures)
+    force_rmse = np.empty(n_structures)
+    force_mae = np.empty(n_structures)
+    ids = [structure_id(atoms, position) for position, atoms in enumerate(atoms_list)]
+    for start in range(0, n_structures, batch_size):
+        stop = min(start + batch_size, n_structures)
+        data = prepare_structures(atoms_list[start:stop], model_set)
+        batch = data.batch(range(len(data)), device, dtype)
+        energies, predicted_forces = batch.predict(model)
+        energy_pred[start:stop] = energies.cpu().numpy()
+        energy_ref[start:stop] = data.energies.numpy()
+        n_atoms[start:stop] = data.n_atoms.numpy()
 
         # Per-structure force errors from the concatenated atoms of the batch.
-        error = (predicted_forces - forces).detach().cpu().numpy()  # (n_atoms, 3)
-        sizes = data.n_atoms[indices].numpy().astype(int)
+        error = (predicted_forces - batch.forces).cpu().numpy()  # (n_atoms, 3)
+        sizes = data.n_atoms.numpy().astype(int)
         chunks = np.split(error, np.cumsum(sizes)[:-1])
-        for index, chunk in zip(indices, chunks, strict=True):
+        for index, chunk in enumerate(chunks, start=start):
             force_rmse[index] = np.sqrt(np.mean(chunk**2))
             force_mae[index] = np.mean(np.abs(chunk))
 
-    n_atoms = data.n_atoms.numpy()
-    energy_ref = data.energies.numpy() / n_atoms
+    energy_ref = energy_ref / n_atoms
     energy_pred = energy_pred / n_atoms
     frame = pd.DataFrame(
         {
-            "id": data.ids,
+            "id": ids,
             "config_type": [str(a.info.get("config_type", "")) for a in atoms_list],
             "n_atoms": n_atoms.astype(int),
             "energy_ref": energy_ref,

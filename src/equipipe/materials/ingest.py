@@ -114,11 +114,11 @@ def read_sources(
     Raises
     ------
     InputError
-        If a file cannot be read, or (with ``on_invalid="error"``) a frame has no
-        energy or forces, non-finite numbers, forces of the wrong shape, no atoms, an
-        element not in ``elements``, a periodic direction without a cell vector or two
-        atoms closer than 0.5 Å. The message names the file, the frame, the field and
-        the fix.
+        If a file cannot be read. With ``on_invalid="error"`` also for a frame with
+        no energy or forces, non-finite numbers, forces of the wrong shape, no atoms,
+        an element not in ``elements``, a periodic direction without a cell vector, or
+        two atoms closer than 0.5 Å. The message names the file, the frame, the field
+        and the fix.
     ValueError
         If ``on_invalid`` or ``elements`` is invalid.
     """
@@ -177,7 +177,7 @@ def _read_file(spec: SourceSpec) -> tuple[list[Atoms], list[int]]:
         raise
     except Exception as error:  # ASE's readers raise many types for malformed files.
         raise InputError(
-            f"cannot read the file with ase.io (format={spec.format or 'guessed'}): "
+            f"failed to read the file with ase.io (format={spec.format or 'guessed'}): "
             f"{type(error).__name__}: {error}",
             path=spec.path, field="format",
             fix="check the file or set its format explicitly (an ase.io format name or 'n2p2')",
@@ -357,7 +357,7 @@ def read_canonical(path: str | os.PathLike) -> list[Atoms]:
     try:
         frames = ase_read(path, index=":", format="extxyz")
     except Exception as error:  # ASE's extxyz reader raises many types for malformed files.
-        raise InputError(f"cannot read canonical extxyz: {type(error).__name__}: {error}", path=path,
+        raise InputError(f"failed to read canonical extxyz: {type(error).__name__}: {error}", path=path,
                          fix="regenerate the file with write_canonical") from error
     for frame_number, atoms in enumerate(frames):
         missing = [key for key in ("id", "source", "frame", "config_type") if key not in atoms.info]

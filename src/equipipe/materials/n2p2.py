@@ -1,7 +1,6 @@
 """Reader and writer for n2p2 ``input.data`` files.
 
-One structure is a block of keyword lines (n2p2 documentation, "input.data file format",
-https://compphysvienna.github.io/n2p2/topics/cfg_file.html)::
+One structure is a block of keyword lines::
 
     begin
     comment <free text>
@@ -72,17 +71,17 @@ def read_n2p2(path: str | os.PathLike) -> list[Atoms]:
     Raises
     ------
     InputError
-        If the file cannot be read, or for a malformed line (unknown keyword, wrong
-        number of fields, a value that is not a number, an unknown element, a
-        keyword outside a block, a block without ``end``, or not 0 or 3 lattice
-        lines), with the line number.
+        If the file cannot be read, or for a malformed line, with its line number.
+        Malformed lines are unknown keywords, wrong numbers of fields, values that are
+        not numbers, unknown elements, keywords outside a block, a block without
+        ``end``, and blocks with other than 0 or 3 lattice lines.
     """
     try:
         with open(path, encoding="utf-8") as handle:
             lines = handle.readlines()
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(
-            f"cannot read n2p2 file: {error}",
+            f"failed to read the n2p2 file: {error}",
             path=path,
             fix="check that the path exists and is a readable UTF-8 text file",
         ) from error
@@ -181,8 +180,8 @@ def _to_atoms(path, line_number: int, frame: _Frame) -> Atoms:
 def write_n2p2(path: str | os.PathLike, atoms_list: Iterable[Atoms]) -> None:
     """Write structures to an n2p2 ``input.data`` file, atomically.
 
-    Energies and forces come from ``atoms.calc``; numbers are written as given, with
-    the shortest representation that reads back as the same float so that a read returns the same floats. Charges are
+    Energies and forces come from ``atoms.calc``; each number is written as the
+    shortest text that reads back as the same float. Charges are
     ``atoms.get_initial_charges()``, the total charge ``atoms.info["charge"]`` or their
     sum. A structure is written with lattice lines when any direction is periodic.
 

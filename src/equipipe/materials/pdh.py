@@ -16,8 +16,9 @@ few steps. Energies and forces come from ASE's EMT calculator.
 
 EMT (effective medium theory, ``ase.calculators.emt.EMT``) is a simple analytic potential
 standing in for DFT. It is fast enough to run on a laptop, but ASE's EMT hydrogen
-parameters are rough: a hydrogen atom on an octahedral site of Pd costs about 15 eV, the
-ideal PdH_x cells are far from an EMT minimum, and their forces reach 10-25 eV/Å. The
+parameters are rough. One hydrogen atom on an octahedral site of a 32-atom Pd cell raises
+the EMT energy by about 15 eV, so the ideal PdH_x cells are far from an EMT minimum and
+their forces reach 10-25 eV/Å. The
 frames therefore follow the first tens of femtoseconds of palladium relaxing around
 hydrogen under a strong thermostat rather than equilibrium PdH_x. The dataset exercises
 the pipeline (descriptors, selection, training) on structures with the geometry of
@@ -105,7 +106,7 @@ def generate_pdh_dataset(
         MD timestep in fs.
     friction_per_fs : float, default 0.2
         Langevin friction in 1/fs. The strong coupling removes the energy that EMT
-        releases as palladium relaxes around hydrogen (tens of eV per cell); with
+        releases as palladium relaxes around hydrogen, tens of eV per cell. With
         0.02/fs the cells heat to 5000-9000 K and hydrogen atoms pair up.
     hydrogen_mass : float, default 16.0
         Mass of hydrogen in amu during MD (see above); the frames store no masses.

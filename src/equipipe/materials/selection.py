@@ -20,7 +20,11 @@ from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
 from equipipe.errors import ConfigError, InputError
-from equipipe.materials.dvlae import check_descriptor_arrays, element_positions
+from equipipe.materials.dvlae import (
+    check_descriptor_arrays,
+    check_elements,
+    element_positions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -262,6 +266,14 @@ def grid_select(
             "materials.selection.fractions, not both",
         )
 
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, np.integer)) or tolerance < 0:
+        raise InputError(
+            f"tolerance must be an integer >= 0 (structures), got {tolerance!r}",
+            field="tolerance",
+        )
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise InputError(f"max_iter must be an integer >= 1, got {max_iter!r}", field="max_iter")
+
     target = None
     if cell_size is not None:
         if not (isinstance(cell_size, (int, float, np.number)) and cell_size > 0
@@ -310,8 +322,9 @@ def grid_select(
     if target is not None and abs(indices.size - target) > tolerance:
         logger.warning(
             "grid selection kept %d structures, not the target %d (fraction %.4g of "
-            "%d); no cell size gives exactly that count, the closest was used",
-            indices.size, target, fraction, n,
+            "%d), because no cell size found by bisection keeps a count within %d of "
+            "the target. The closest count is used",
+            indices.size, target, fraction, n, tolerance,
         )
     logger.info(
         "grid selection: kept %d of %d structures (%.1f %%), cell size %.4g, "
@@ -484,9 +497,7 @@ def structure_mean_descriptors(
         ``elements[e]``, or zeros when the structure has no such atom.
     """
     values, species, offsets = check_descriptor_arrays(values, species, offsets)
-    elements = tuple(int(z) for z in elements)
-    if not elements:
-        raise ConfigError("elements must not be empty", field="elements")
+    elements = check_elements(elements)
     block = element_positions(species, elements)
     n_structures = offsets.size - 1
     n_elements, n_features = len(elements), values.shape[1]

@@ -1,7 +1,7 @@
 """Held-out test split of a structure table, stratified by a label column.
 
 The split is made once, before any selection or training, so that no selection method
-and no model sees the test structures.
+and no model uses the test structures.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def split_train_test(
     stratum gives ``floor(test_fraction * size)`` structures to the test set and the
     remaining test places go to the strata with the largest fractional parts (ties
     broken by the seed). A stratum always keeps at least one training structure, so a
-    stratum of one structure is never tested; when this caps a stratum, the places go
-    to other strata.
+    stratum of one structure is never tested. When this rule caps a stratum, its places
+    go to other strata.
 
     Parameters
     ----------

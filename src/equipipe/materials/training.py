@@ -2,7 +2,10 @@
 
 The loss is ``energy_weight * MSE(energy per atom) + force_weight * MSE(force
 components)``, in eV²/atom² and eV²/Å², minimised by Adam on mini-batches of
-structures. A seeded part of the training structures is held back for validation:
+structures. The symmetry functions of the training structures and their
+derivatives with respect to the bond vectors are computed once (see
+`descriptor_gradients`), so a step only runs and differentiates the networks.
+A seeded part of the training structures is held back for validation:
 it drives early stopping, and the weights of the epoch with the lowest validation
 loss are restored at the end. Checkpoints written every few epochs let an
 interrupted job resume where it stopped and reach the same result as an
@@ -35,6 +38,7 @@ from equipipe.devices import resolve_device
 from equipipe.fileio import atomic_path
 from equipipe.logs import ProgressLogger
 from equipipe.materials import descriptors
+from equipipe.materials.descriptor_gradients import symmetry_functions_with_gradients
 from equipipe.materials.bpnn import (
     BehlerParrinelloPotential,
     PotentialConfig,
@@ -47,8 +51,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1
 
 # Config fields that may differ between the run that wrote a checkpoint and the
-# run that resumes it: they do not change the arithmetic of the epochs already
-# done, and a larger ``epochs`` continues a finished run.
+# run that resumes it, because they do not change the arithmetic of the epochs
+# already done. A larger ``epochs`` continues a finished run.
 _RESUME_FREE_FIELDS = ("device", "log_interval", "checkpoint_every", "epochs")
 
 
@@ -72,13 +76,19 @@ class TrainingConfig:
         Weight of the energy-per-atom MSE (eV²/atom²) in the loss.
     force_weight : float, default 0.1
         Weight of the force-component MSE (eV²/Å²) in the loss; 0 trains on
-        energies only and skips the second derivative, which is about 3 times
-        faster.
+        energies only and skips the feature gradients and their memory.
     validation_fraction : float, default 0.1
         Share of the training structures held back for early stopping; at least
         one structure is held back.
     patience : int, default 20
         Epochs without a lower validation loss before training stops.
+    lr_decay_factor : float, default 0.5
+        Factor applied to the learning rate when the validation loss has not
+        improved for ``lr_decay_patience`` epochs (PyTorch's
+        ``ReduceLROnPlateau``); 1.0 keeps it constant.
+    lr_decay_patience : int, default 8
+        Epochs without improvement before the learning rate drops. Keep it
+        below ``patience`` so that a lower rate is tried before stopping.
     seed : int, default 0
         Seed of the validation split, the weight initialisation and the batch order.
     device : {"auto", "cpu", "cuda"}, default "auto"
@@ -100,6 +110,8 @@ class TrainingConfig:
     force_weight: float = 0.1
     validation_fraction: float = 0.1
     patience: int = 20
+    lr_decay_factor: float = 0.5
+    lr_decay_patience: int = 8
     seed: int = 0
     device: str = "auto"
     dtype: str = "float64"
@@ -110,7 +122,7 @@ class TrainingConfig:
         object.__setattr__(self, "hidden", tuple(int(width) for width in self.hidden))
         PotentialConfig(self.hidden, self.activation)
         resolve_dtype(self.dtype)
-        for name in ("epochs", "batch_size", "patience", "checkpoint_every"):
+        for name in ("epochs", "batch_size", "patience", "lr_decay_patience", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
         for name in ("learning_rate", "log_interval"):
@@ -119,6 +131,10 @@ class TrainingConfig:
         for name in ("energy_weight", "force_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be zero or positive")
+        if not 0 < self.lr_decay_factor <= 1:
+            raise ValueError(
+                f"lr_decay_factor={self.lr_decay_factor} must lie in (0, 1], for example 0.5"
+            )
         if self.energy_weight == 0 and self.force_weight == 0:
             raise ValueError("energy_weight and force_weight are both 0; set one above 0")
         if not 0 < self.validation_fraction < 1:
@@ -137,52 +153,109 @@ class TrainingConfig:
 
 
 @dataclass
-class StructureData:
-    """Structures with precomputed neighbour graphs, ready for batching.
+class Batch:
+    """Concatenated structures on one device, ready for the model.
 
     Attributes
     ----------
-    graphs : list of descriptors.StructureGraph
-    positions : list of Tensor of shape (n_atoms, 3), Å
+    features : Tensor of shape (n_atoms, n_features)
+    feature_gradients : Tensor of shape (n_pairs, n_features, 3), or None
+    pair_i, pair_j : Tensor of shape (n_pairs,)
+    species, structure_index : Tensor of shape (n_atoms,)
+    energies, n_atoms : Tensor of shape (n_structures,)
+        Reference energies in eV and atom counts.
+    forces : Tensor of shape (n_atoms, 3)
+        Reference forces in eV/Å.
+    """
+
+    features: torch.Tensor
+    feature_gradients: torch.Tensor | None
+    pair_i: torch.Tensor
+    pair_j: torch.Tensor
+    species: torch.Tensor
+    structure_index: torch.Tensor
+    energies: torch.Tensor
+    n_atoms: torch.Tensor
+    forces: torch.Tensor
+
+    @property
+    def n_structures(self) -> int:
+        """Number of structures in the batch."""
+        return int(self.energies.shape[0])
+
+    def predict(
+        self, model: BehlerParrinelloPotential, create_graph: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return the model's energies (eV) and forces (eV/Å; None without gradients)."""
+        if self.feature_gradients is None:
+            energies = model.energy_from_features(
+                self.features, self.species, self.structure_index, self.n_structures
+            )
+            return energies, None
+        return model.energy_and_forces_from_features(
+            self.features, self.feature_gradients, self.pair_i, self.pair_j,
+            self.species, self.structure_index, self.n_structures, create_graph=create_graph,
+        )
+
+
+@dataclass
+class StructureData:
+    """Symmetry functions, their gradients and the references of a list of structures.
+
+    Training positions never change, so the descriptors and their derivatives with
+    respect to the bond vectors are computed once (see `descriptor_gradients`).
+    Each training step then only runs the networks.
+
+    Attributes
+    ----------
+    features : list of Tensor of shape (n_atoms, n_features)
+    feature_gradients : list of Tensor of shape (n_pairs, n_features, 3), or None
+        None when forces are not needed.
+    pair_i, pair_j : list of Tensor of shape (n_pairs,)
+        Pairs whose gradients are stored, with atom indices local to each
+        structure; pairs from an atom to its own image are left out.
+    species : list of Tensor of shape (n_atoms,)
     forces : list of Tensor of shape (n_atoms, 3), eV/Å
     energies : Tensor of shape (n_structures,), eV
     n_atoms : Tensor of shape (n_structures,)
     ids : list of str
     """
 
-    graphs: list[Any]
-    positions: list[torch.Tensor]
+    features: list[torch.Tensor]
+    feature_gradients: list[torch.Tensor] | None
+    pair_i: list[torch.Tensor]
+    pair_j: list[torch.Tensor]
+    species: list[torch.Tensor]
     forces: list[torch.Tensor]
     energies: torch.Tensor
     n_atoms: torch.Tensor
     ids: list[str]
 
     def __len__(self) -> int:
-        return len(self.graphs)
+        return len(self.features)
 
-    def batch(self, indices: Sequence[int], device: torch.device, dtype: torch.dtype):
-        """Concatenate the structures at ``indices`` into one batch on ``device``.
-
-        Returns
-        -------
-        positions : Tensor of shape (n_atoms, 3)
-        graph : descriptors.StructureGraph with ``structure_index``
-        energies : Tensor of shape (n_batch,)
-        n_atoms : Tensor of shape (n_batch,)
-        forces : Tensor of shape (n_atoms, 3)
-        """
+    def batch(self, indices: Sequence[int], device: torch.device, dtype: torch.dtype) -> Batch:
+        """Concatenate the structures at ``indices`` into one `Batch` on ``device``."""
         indices = [int(i) for i in indices]
-        graph = descriptors.batch_graphs([self.graphs[i] for i in indices])
-        graph = graph.to(device)
-        positions = torch.cat([self.positions[i] for i in indices]).to(device, dtype)
-        forces = torch.cat([self.forces[i] for i in indices]).to(device, dtype)
+        sizes = [self.features[i].shape[0] for i in indices]
+        atom_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        pair_i = torch.cat([self.pair_i[i] + int(o) for i, o in zip(indices, atom_offsets, strict=True)])
+        pair_j = torch.cat([self.pair_j[i] + int(o) for i, o in zip(indices, atom_offsets, strict=True)])
+        structure_index = torch.repeat_interleave(torch.arange(len(indices)), torch.tensor(sizes))
+        gradients = None
+        if self.feature_gradients is not None:
+            gradients = torch.cat([self.feature_gradients[i] for i in indices]).to(device, dtype)
         index = torch.as_tensor(indices)
-        return (
-            positions,
-            graph,
-            self.energies[index].to(device, dtype),
-            self.n_atoms[index].to(device, dtype),
-            forces,
+        return Batch(
+            features=torch.cat([self.features[i] for i in indices]).to(device, dtype),
+            feature_gradients=gradients,
+            pair_i=pair_i.to(device),
+            pair_j=pair_j.to(device),
+            species=torch.cat([self.species[i] for i in indices]).to(device),
+            structure_index=structure_index.to(device),
+            energies=self.energies[index].to(device, dtype),
+            n_atoms=self.n_atoms[index].to(device, dtype),
+            forces=torch.cat([self.forces[i] for i in indices]).to(device, dtype),
         )
 
 
@@ -225,15 +298,23 @@ def reference_energy_forces(atoms: Any, position: int) -> tuple[float, np.ndarra
 def prepare_structures(
     atoms_list: Sequence[Any],
     symmetry_function_set: descriptors.SymmetryFunctionSet,
+    with_gradients: bool = True,
+    max_atoms_per_chunk: int = 1024,
 ) -> StructureData:
-    """Build the neighbour graph of every structure once and gather the references.
+    """Compute the descriptors (and their gradients) of every structure once.
 
     Parameters
     ----------
     atoms_list : sequence of ase.Atoms
-        Structures with a calculator that holds energy (eV) and forces (eV/Å).
+        Structures with a calculator that contains energy (eV) and forces (eV/Å).
     symmetry_function_set : descriptors.SymmetryFunctionSet
-        Gives the cutoff of the neighbour lists and the element order.
+        Descriptors, cutoff and element order.
+    with_gradients : bool, default True
+        Also compute the feature derivatives that forces need. They take
+        ``n_pairs * n_features * 3 * 8`` bytes, for example about 140 MB for
+        1,800 iron structures at a 5 Å cutoff.
+    max_atoms_per_chunk : int, default 1024
+        Atoms computed together, which bounds the temporary memory.
 
     Raises
     ------
@@ -242,7 +323,7 @@ def prepare_structures(
         function set does not list.
     """
     known = set(symmetry_function_set.elements)
-    graphs, positions, forces, energies, n_atoms, ids = [], [], [], [], [], []
+    energies, n_atoms, ids, forces = [], [], [], []
     for position, atoms in enumerate(atoms_list):
         unknown = sorted(set(atoms.get_chemical_symbols()) - known)
         if unknown:
@@ -252,20 +333,71 @@ def prepare_structures(
                 f"{list(symmetry_function_set.elements)}); add them to the element list"
             )
         energy, force = reference_energy_forces(atoms, position)
-        graphs.append(_build_graph(atoms, symmetry_function_set))
-        positions.append(torch.as_tensor(atoms.get_positions(), dtype=torch.float64))
-        forces.append(torch.as_tensor(force, dtype=torch.float64))
         energies.append(energy)
+        forces.append(torch.as_tensor(force, dtype=torch.float64))
         n_atoms.append(len(atoms))
         ids.append(structure_id(atoms, position))
+
+    # A pair from an atom to its own periodic image moves with the atom, so its
+    # bond vector never changes and its gradient adds nothing to the forces. Such
+    # pairs are dropped, and one-atom cells (only such pairs) skip the gradients.
+    features, gradients, pair_i, pair_j, species = [], [], [], [], []
+    progress = ProgressLogger(logger, total=len(atoms_list), what="structure")
+    for chunk, needs_gradients in _chunks_by_atoms(n_atoms, max_atoms_per_chunk, with_gradients):
+        graphs = [_build_graph(atoms_list[i], symmetry_function_set) for i in chunk]
+        batch = descriptors.batch_graphs(graphs)
+        positions = torch.from_numpy(np.concatenate([atoms_list[i].get_positions() for i in chunk]))
+        if needs_gradients:
+            values, derivatives = symmetry_functions_with_gradients(symmetry_function_set, positions, batch)
+            derivatives = torch.split(derivatives, [g.n_pairs for g in graphs])
+        else:
+            with torch.no_grad():
+                values = descriptors.symmetry_functions(symmetry_function_set, positions, batch)
+            derivatives = [None] * len(graphs)
+        features += list(torch.split(values, [g.n_atoms for g in graphs]))
+        for graph, derivative in zip(graphs, derivatives, strict=True):
+            if derivative is None:
+                moving_pairs = torch.zeros(graph.n_pairs, dtype=torch.bool)
+                derivative = torch.zeros(0, symmetry_function_set.n_features, 3, dtype=torch.float64)
+            else:
+                moving_pairs = graph.pair_i != graph.pair_j
+                derivative = derivative[moving_pairs]
+            pair_i.append(graph.pair_i[moving_pairs])
+            pair_j.append(graph.pair_j[moving_pairs])
+            gradients.append(derivative)
+            species.append(graph.species)
+        progress.update(chunk[-1] + 1)
     return StructureData(
-        graphs=graphs,
-        positions=positions,
+        features=features,
+        feature_gradients=gradients if with_gradients else None,
+        pair_i=pair_i,
+        pair_j=pair_j,
+        species=species,
         forces=forces,
         energies=torch.tensor(energies, dtype=torch.float64),
         n_atoms=torch.tensor(n_atoms, dtype=torch.float64),
         ids=ids,
     )
+
+
+def _chunks_by_atoms(
+    n_atoms: Sequence[int], max_atoms: int, with_gradients: bool
+) -> list[tuple[list[int], bool]]:
+    """Group consecutive structures into chunks of at most ``max_atoms`` atoms.
+
+    Each chunk comes with a flag that says whether it needs feature gradients.
+    One-atom cells never do, and a chunk contains only one kind.
+    """
+    chunks: list[tuple[list[int], bool]] = []
+    total = 0
+    for index, count in enumerate(n_atoms):
+        needs = with_gradients and count > 1
+        if not chunks or chunks[-1][1] != needs or total + count > max_atoms:
+            chunks.append(([], needs))
+            total = 0
+        chunks[-1][0].append(index)
+        total += count
+    return chunks
 
 
 def _build_graph(atoms: Any, symmetry_function_set: descriptors.SymmetryFunctionSet):
@@ -281,7 +413,7 @@ def _batches(n_items: int, batch_size: int) -> list[list[int]]:
 def split_validation(n_structures: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split structure positions into a training and a validation part.
 
-    The validation part holds ``round(fraction * n_structures)`` structures, at
+    The validation part contains ``round(fraction * n_structures)`` structures, at
     least 1, and the training part keeps at least 1.
 
     Raises
@@ -315,23 +447,30 @@ def evaluate_errors(
     Returns
     -------
     dict
-        ``energy_mse`` (eV²/atom²) and ``force_mse`` (eV²/Å²).
+        ``energy_mse`` (eV²/atom²) and ``force_mse`` (eV²/Å²; NaN when ``data``
+        contains no feature gradients).
     """
     energy_sq, force_sq, n_components = 0.0, 0.0, 0
-    for start in range(0, len(indices), batch_size):
-        chunk = indices[start : start + batch_size]
-        positions, graph, energies, n_atoms, forces = data.batch(chunk, device, dtype)
-        predicted, predicted_forces = model.energy_and_forces(positions, graph)
-        energy_sq += float((((predicted.detach() - energies) / n_atoms) ** 2).sum())
-        force_sq += float(((predicted_forces.detach() - forces) ** 2).sum())
-        n_components += forces.numel()
+    for chunk in _batches(len(indices), batch_size):
+        batch = data.batch([indices[k] for k in chunk], device, dtype)
+        predicted, predicted_forces = batch.predict(model)
+        energy_sq += float((((predicted.detach() - batch.energies) / batch.n_atoms) ** 2).sum())
+        if predicted_forces is not None:
+            force_sq += float(((predicted_forces - batch.forces) ** 2).sum())
+            n_components += batch.forces.numel()
     return {
         "energy_mse": energy_sq / len(indices),
-        "force_mse": force_sq / max(n_components, 1),
+        "force_mse": force_sq / n_components if n_components else math.nan,
     }
 
 
 # ---------------------------------------------------------------------- training
+
+
+def _loss(config: TrainingConfig, energy_mse: float, force_mse: float) -> float:
+    if config.force_weight == 0:
+        return config.energy_weight * energy_mse
+    return config.energy_weight * energy_mse + config.force_weight * force_mse
 
 
 def _fingerprint(data: StructureData) -> str:
@@ -349,10 +488,8 @@ def _comparable(config: TrainingConfig) -> dict[str, Any]:
     return values
 
 
-def _fit_constants(
-    model: BehlerParrinelloPotential, data: StructureData, train_index: np.ndarray, batch_size: int
-) -> None:
-    species = [torch.as_tensor(data.graphs[i].species).numpy() for i in train_index]
+def _fit_constants(model: BehlerParrinelloPotential, data: StructureData, train_index: np.ndarray) -> None:
+    species = [data.species[i].numpy() for i in train_index]
     counts = composition_counts(species, len(model.elements))
     offset = model.fit_energy_offset(counts, data.energies[train_index].numpy())
     logger.info(
@@ -361,15 +498,8 @@ def _fit_constants(
     )
 
     # Descriptor statistics come from the training part only.
-    features, species_all = [], []
-    with torch.no_grad():
-        for chunk in _batches(len(train_index), max(batch_size, 64)):
-            positions, graph, *_ = data.batch(train_index[chunk], torch.device("cpu"), torch.float64)
-            features.append(
-                descriptors.symmetry_functions(model.symmetry_function_set, positions, graph)
-            )
-            species_all.append(torch.as_tensor(graph.species))
-    model.fit_normalisation(torch.cat(features), torch.cat(species_all))
+    features = torch.cat([data.features[i] for i in train_index])
+    model.fit_normalisation(features, torch.cat([data.species[i] for i in train_index]))
 
 
 def train_potential(
@@ -427,7 +557,7 @@ def train_potential(
     )
 
     started = time.perf_counter()
-    data = prepare_structures(train_atoms, symmetry_function_set)
+    data = prepare_structures(train_atoms, symmetry_function_set, with_gradients=config.force_weight > 0)
     log.info(
         "prepared %d structures (%d atoms) in %.1f s; %d for training, %d for validation",
         len(data), int(data.n_atoms.sum()), time.perf_counter() - started,
@@ -437,9 +567,12 @@ def train_potential(
     # Same seed, same initial weights and batch order.
     torch.manual_seed(config.seed)
     model = BehlerParrinelloPotential(symmetry_function_set, config.potential).to(dtype)
-    _fit_constants(model, data, train_index, config.batch_size)
+    _fit_constants(model, data, train_index)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=config.lr_decay_factor, patience=config.lr_decay_patience
+    )
     generator = torch.Generator().manual_seed(config.seed)
 
     state = {
@@ -454,7 +587,9 @@ def train_potential(
     fingerprint = _fingerprint(data)
     resumed_from = 0
     if checkpoint_path is not None and os.path.exists(checkpoint_path):
-        state = _load_checkpoint(checkpoint_path, config, fingerprint, model, optimizer, generator, device)
+        state = _load_checkpoint(
+            checkpoint_path, config, fingerprint, model, optimizer, scheduler, generator, device
+        )
         resumed_from = state["epoch"]
         log.info("resumed from %s at epoch %d", checkpoint_path, resumed_from)
 
@@ -469,25 +604,20 @@ def train_potential(
         order = torch.randperm(len(train_list), generator=generator).tolist()
         energy_sq, force_sq, n_components = 0.0, 0.0, 0
         for chunk in _batches(len(order), config.batch_size):
-            batch = [train_list[order[i]] for i in chunk]
-            positions, graph, energies, n_atoms, forces = data.batch(batch, device, dtype)
-            if config.force_weight > 0:
-                predicted, predicted_forces = model.energy_and_forces(positions, graph, create_graph=True)
-                force_mse = ((predicted_forces - forces) ** 2).mean()
-            else:
-                predicted = model(positions, graph)
-                predicted_forces = None
-                force_mse = predicted.new_zeros(())
-            energy_mse = (((predicted - energies) / n_atoms) ** 2).mean()
-            loss = config.energy_weight * energy_mse + config.force_weight * force_mse
+            batch = data.batch([train_list[order[i]] for i in chunk], device, dtype)
+            predicted, predicted_forces = batch.predict(model, create_graph=True)
+            energy_mse = (((predicted - batch.energies) / batch.n_atoms) ** 2).mean()
+            loss = config.energy_weight * energy_mse
+            if predicted_forces is not None:
+                force_mse = ((predicted_forces - batch.forces) ** 2).mean()
+                loss = loss + config.force_weight * force_mse
+                force_sq += float(force_mse.detach()) * batch.forces.numel()
+                n_components += batch.forces.numel()
 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-
-            energy_sq += float(energy_mse.detach()) * len(batch)
-            force_sq += float(force_mse.detach()) * forces.numel()
-            n_components += forces.numel()
+            energy_sq += float(energy_mse.detach()) * len(chunk)
 
         # Validation decides early stopping and which weights are kept.
         model.eval()
@@ -495,12 +625,12 @@ def train_potential(
             model, data, validation_index.tolist(), max(config.batch_size, 64), device, dtype
         )
         train_energy_mse = energy_sq / len(train_list)
-        train_force_mse = force_sq / max(n_components, 1)
-        train_loss = config.energy_weight * train_energy_mse + config.force_weight * train_force_mse
-        validation_loss = (
-            config.energy_weight * validation["energy_mse"]
-            + config.force_weight * validation["force_mse"]
-        )
+        train_force_mse = force_sq / n_components if n_components else math.nan
+        train_loss = _loss(config, train_energy_mse, train_force_mse)
+        validation_loss = _loss(config, validation["energy_mse"], validation["force_mse"])
+        learning_rate = optimizer.param_groups[0]["lr"]
+        if config.lr_decay_factor < 1:
+            scheduler.step(validation_loss)
         if validation_loss < state["best_loss"]:
             state["best_loss"] = validation_loss
             state["best_epoch"] = epoch
@@ -519,7 +649,7 @@ def train_potential(
             "validation_energy_rmse_mev_per_atom": 1000.0 * math.sqrt(validation["energy_mse"]),
             "validation_force_rmse_ev_per_angstrom": math.sqrt(validation["force_mse"]),
             "seconds": seconds,
-            "learning_rate": optimizer.param_groups[0]["lr"],
+            "learning_rate": learning_rate,
         }
         state["history"].append(record)
         state["epoch"] = epoch
@@ -540,7 +670,9 @@ def train_potential(
             force=epoch == 1 or finished,
         )
         if checkpoint_path is not None and (epoch % config.checkpoint_every == 0 or finished):
-            _save_checkpoint(checkpoint_path, config, fingerprint, model, optimizer, generator, state)
+            _save_checkpoint(
+                checkpoint_path, config, fingerprint, model, optimizer, scheduler, generator, state
+            )
 
     if state["stopped_early"]:
         log.info(
@@ -595,6 +727,7 @@ def _save_checkpoint(
     fingerprint: str,
     model: BehlerParrinelloPotential,
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
     generator: torch.Generator,
     state: dict[str, Any],
 ) -> None:
@@ -605,6 +738,7 @@ def _save_checkpoint(
         "hyperparameters": model.hyperparameters(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
         "generator": generator.get_state(),
         "state": {**state, "best_state": {k: v.detach().cpu() for k, v in state["best_state"].items()}},
     }
@@ -618,6 +752,7 @@ def _load_checkpoint(
     fingerprint: str,
     model: BehlerParrinelloPotential,
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
     generator: torch.Generator,
     device: torch.device,
 ) -> dict[str, Any]:
@@ -644,6 +779,7 @@ def _load_checkpoint(
 
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
     generator.set_state(checkpoint["generator"])
     state = dict(checkpoint["state"])
     state["best_state"] = {k: v.to(device) for k, v in state["best_state"].items()}
