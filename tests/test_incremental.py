@@ -50,7 +50,7 @@ def clone(finished, tmp_path) -> Path:
 
 def write_config(workdir: Path, name: str, content: dict) -> str:
     path = workdir / name
-    path.write_text(yaml.safe_dump(content), encoding="utf-8")
+    path.write_text(yaml.safe_dump(content, allow_unicode=True), encoding="utf-8")
     return name
 
 
@@ -159,3 +159,13 @@ def test_changed_parameter_rerun_succeeds(clone, planned):
     assert dry_run_jobs(clone, extra) == {}
     for path, mtime in kept.items():
         assert (clone / path).stat().st_mtime == mtime, f"{path} was rewritten"
+
+
+def test_added_event_adds_its_jobs(clone, planned):
+    if not any(job["rule"].startswith("events_") for job in planned.values()):
+        pytest.skip("this workflow has no events rules")
+    corpus = small_config()["events"]["corpora"]["simulated"]
+    festival = {"name": "festival", "keywords": ["电影节", "festival"], "start": "2021-04-25", "end": "2021-05-25"}
+    change = {"events": {"corpora": {"simulated": {"events": [*corpus["events"], festival]}}}}
+    new_jobs = assert_adds_only_new_jobs(clone, planned, change)
+    assert all("event=festival" in key for key in new_jobs), sorted(new_jobs)
