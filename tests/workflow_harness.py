@@ -17,7 +17,7 @@ Snakemake API changes the working directory and global logging state.
 
 from __future__ import annotations
 
-import functools
+import atexit
 import json
 import os
 import re
@@ -361,35 +361,44 @@ def jobs_reading(jobs: dict[str, dict[str, Any]], path: str) -> set[str]:
 # ---------------------------------------------------------------- shared run
 
 
-@functools.cache
+_COMPLETE_RUN: dict[str, Any] = {}
+
+
 def complete_run() -> Path:
     """Run the whole workflow once on the small config and return its directory.
 
     The directory is created once per pytest process and shared by every test
     that needs a finished run. It is removed when the process exits, and tests
-    copy it with :func:`clone_run` before they change anything. To debug the tests,
-    set EQUIPIPE_COMPLETE_RUN to the directory of a finished run of the small
-    config to reuse it (tests never change it).
+    copy it with :func:`clone_run` before they change anything. A failed run
+    is not repeated: later callers get the same error at once. To debug the
+    tests, set EQUIPIPE_COMPLETE_RUN to the directory of a finished run of the
+    small config to reuse it (tests never change it).
     """
     reuse = os.environ.get("EQUIPIPE_COMPLETE_RUN")
     if reuse:
         return Path(reuse)
-    root = Path(tempfile.mkdtemp(prefix="equipipe-complete-run-"))
-    import atexit
-
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    workdir = copy_workflow(root / "workflow")
-    run_snakemake(
-        workdir,
-        "--cores",
-        "2",
-        "--workflow-profile",
-        LOCAL_PROFILE,
-        "--configfile",
-        SMALL_CONFIG,
-        timeout=1200,
-    )
-    return workdir
+    if "error" in _COMPLETE_RUN:
+        raise AssertionError(f"the complete run of {SMALL_CONFIG} failed earlier:\n{_COMPLETE_RUN['error']}")
+    if "path" not in _COMPLETE_RUN:
+        root = Path(tempfile.mkdtemp(prefix="equipipe-complete-run-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        workdir = copy_workflow(root / "workflow")
+        try:
+            run_snakemake(
+                workdir,
+                "--cores",
+                "2",
+                "--workflow-profile",
+                LOCAL_PROFILE,
+                "--configfile",
+                SMALL_CONFIG,
+                timeout=1800,
+            )
+        except (AssertionError, subprocess.TimeoutExpired) as error:
+            _COMPLETE_RUN["error"] = str(error)
+            raise
+        _COMPLETE_RUN["path"] = workdir
+    return _COMPLETE_RUN["path"]
 
 
 if __name__ == "__main__":
