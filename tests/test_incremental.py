@@ -147,7 +147,7 @@ def test_changed_parameter_rerun_succeeds(clone, planned):
     extra = write_config(clone, "change.yaml", {"materials": {"training": {"learning_rate": 0.01}}})
     users = {key for key, job in planned.items() if job["rule"] == "materials_train"}
     affected = downstream(planned, users)
-    kept = {
+    unaffected_mtimes = {
         path: (clone / path).stat().st_mtime
         for key, job in planned.items()
         if key not in affected
@@ -157,7 +157,7 @@ def test_changed_parameter_rerun_succeeds(clone, planned):
     run_snakemake(clone, "--cores", "2", "--workflow-profile", LOCAL_PROFILE, "--configfile", SMALL_CONFIG, extra)
 
     assert dry_run_jobs(clone, extra) == {}
-    for path, mtime in kept.items():
+    for path, mtime in unaffected_mtimes.items():
         assert (clone / path).stat().st_mtime == mtime, f"{path} was rewritten"
 
 

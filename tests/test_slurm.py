@@ -1,6 +1,6 @@
 """The workflow runs on a real Slurm cluster through profiles/slurm and matches a local run.
 
-The fixture uses the Slurm cluster that answers on this machine, or starts the
+The fixture uses the Slurm cluster that is up on this machine, or starts the
 one-node cluster of scripts/slurm-cluster.sh (as root, installing slurm-wlm and
 munge when missing) and stops it afterwards. The small config is submitted
 through the Slurm profile; every job except rule all must then have a Slurm
@@ -48,7 +48,7 @@ def slurm_cluster():
     started = False
     if not node_idle():
         if os.geteuid() != 0:
-            pytest.skip("no Slurm cluster answers and starting one needs root (scripts/slurm-cluster.sh start)")
+            pytest.skip("no Slurm node is idle and starting a cluster needs root (scripts/slurm-cluster.sh start)")
         subprocess.run(["bash", str(CLUSTER_SCRIPT), "start"], check=True, timeout=900)
         started = True
     yield job_completion_log()
