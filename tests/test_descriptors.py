@@ -254,6 +254,24 @@ def test_float32_follows_positions():
     np.testing.assert_allclose(values.numpy(), features(sf, atoms), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu():
+    sf = small_set()
+    atoms = pdh_cell()
+    graph = build_graph(atoms, sf.cutoff, sf.elements).to("cuda")
+    positions = torch.tensor(atoms.get_positions(), device="cuda", requires_grad=True)
+    values = symmetry_functions(sf, positions, graph)
+    assert values.device.type == "cuda"
+    np.testing.assert_allclose(values.detach().cpu().numpy(), features(sf, atoms), rtol=1e-10, atol=1e-10)
+
+    weights = torch.linspace(-1.0, 1.0, sf.n_features, dtype=torch.float64)
+    forces = -torch.autograd.grad((values @ weights.cuda()).sum(), positions)[0]
+    cpu_positions = torch.tensor(atoms.get_positions(), requires_grad=True)
+    cpu_values = symmetry_functions(sf, cpu_positions, build_graph(atoms, sf.cutoff, sf.elements))
+    cpu_forces = -torch.autograd.grad((cpu_values @ weights).sum(), cpu_positions)[0]
+    np.testing.assert_allclose(forces.cpu().numpy(), cpu_forces.numpy(), rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -242,6 +242,19 @@ def test_canonical_round_trip(tmp_path, good_file):
     assert rewritten.read_bytes() == canonical.read_bytes()
 
 
+def test_chinese_paths_and_labels_round_trip(tmp_path):
+    folder = tmp_path / "数据 集"
+    folder.mkdir()
+    frame = pdh_frame(0)
+    frame.info["config_type"] = "体相 样本"
+    path = write_frames(folder / "钯氢.xyz", [frame])
+    frames = read_sources([SourceSpec(path)], ["Pd", "H"])
+    assert frames[0].info["id"].startswith("钯氢:0:")
+    assert frames[0].info["config_type"] == "体相 样本"
+    write_canonical(frames, folder / "规范.xyz")
+    assert read_canonical(folder / "规范.xyz")[0].info == frames[0].info
+
+
 def test_canonical_keeps_boolean_looking_labels(tmp_path, good_file):
     frames = read_sources([SourceSpec(good_file, config_type="T")], ["Pd", "H"])
     write_canonical(frames, tmp_path / "labels.xyz")

@@ -3,10 +3,13 @@
 
 
 wildcard_constraints:
-    dataset="[A-Za-z0-9_-]+",
+    dataset="[A-Za-z0-9][A-Za-z0-9_-]*",
     method="dvlae|random|fps|kmeans|full",
     fraction="[0-9]+(\\.[0-9]+)?",
     seed="[0-9]+",
+
+
+include: "materials_common.smk"
 
 
 rule materials_generate_pdh:

@@ -119,6 +119,10 @@ def _angular(sf, graph, vectors, distances, fc, fc_slope, n_atoms):
     for start in range(0, graph.n_triplets, TRIPLET_CHUNK):
         first = graph.triplet_a[start : start + TRIPLET_CHUNK]
         second = graph.triplet_b[start : start + TRIPLET_CHUNK]
+        if sf.angular == "g4":
+            # fc(r_jk) = 0 beyond the cutoff, so those G4 terms and gradients vanish.
+            inside = torch.linalg.vector_norm(vectors[second] - vectors[first], dim=1) < sf.cutoff
+            first, second = first[inside], second[inside]
         x, y = vectors[first], vectors[second]  # (n_t, 3) bonds i->j and i->k
         r1, r2 = distances[first], distances[second]
         fc1, fc2 = fc[first], fc[second]

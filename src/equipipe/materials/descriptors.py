@@ -275,7 +275,7 @@ def neighbour_list(quantities: str, atoms: Atoms, cutoff: float, backend: str = 
     Both return every ordered pair with distance < cutoff, periodic images included.
     ``"auto"`` picks matscipy when it is installed and the cell has three independent
     vectors (matscipy inverts the cell), and ASE otherwise. At a 6 Å cutoff matscipy
-    1.3.1 built the lists 86 to 1000 times faster than ASE 3.29 on Fe-GAP22 and PdH_x
+    1.3.1 built the lists 48 to 420 times faster than ASE 3.29 on Fe-GAP22 and PdH_x
     cells (benchmarks/bench_descriptors.py, recorded in docs/benchmarks.md).
     """
     if backend not in NEIGHBOUR_BACKENDS:
@@ -465,24 +465,30 @@ def symmetry_functions(sf: SymmetryFunctionSet, positions: torch.Tensor, graph: 
     # Angular G4/G5 over the triplets (centre i, neighbours j and k).
     first, second = graph.triplet_a, graph.triplet_b
     vectors_ij, vectors_ik = vectors[first], vectors[second]  # (n_triplets, 3)
+    if sf.angular == "g4":
+        # fc(r_jk) and its derivative vanish for r_jk >= rc, so those triplets add nothing.
+        vectors_jk = vectors_ik - vectors_ij
+        distances_jk = torch.linalg.vector_norm(vectors_jk, dim=1)
+        inside = torch.nonzero(distances_jk < sf.cutoff).squeeze(1)
+        first, second = first[inside], second[inside]
+        vectors_ij, vectors_ik, distances_jk = vectors_ij[inside], vectors_ik[inside], distances_jk[inside]
     distances_ij, distances_ik = distances[first], distances[second]
     cos_theta = (vectors_ij * vectors_ik).sum(dim=1) / (distances_ij * distances_ik)
     squared_sum = distances_ij**2 + distances_ik**2
     cutoff_product = fc[first] * fc[second]
     if sf.angular == "g4":
-        distances_jk = torch.linalg.vector_norm(vectors_ik - vectors_ij, dim=1)
         squared_sum = squared_sum + distances_jk**2
         cutoff_product = cutoff_product * _cosine_cutoff(distances_jk, sf.cutoff)
 
     etas = torch.tensor(sf.g4_etas, dtype=dtype, device=device)
-    zeta_lambda = torch.tensor(
-        list(itertools.product(sf.g4_zetas, sf.g4_lambdas)), dtype=dtype, device=device
-    )  # (n_zeta_lambda, 2)
-    zetas, lambdas = zeta_lambda[:, 0], zeta_lambda[:, 1]
     radial_part = torch.exp(-etas * squared_sum[:, None]) * cutoff_product[:, None]  # (n_triplets, n_eta)
     # Round-off can push 1 + lambda cos slightly below 0, where a fractional power is NaN.
-    base = (1.0 + lambdas * cos_theta[:, None]).clamp(min=0.0)  # (n_triplets, n_zeta_lambda)
-    angular_part = 2.0 ** (1.0 - zetas) * base**zetas
+    # A scalar exponent per column is faster than a tensor of exponents.
+    angular_columns = [
+        2.0 ** (1.0 - zeta) * (1.0 + lam * cos_theta).clamp(min=0.0) ** zeta
+        for zeta, lam in itertools.product(sf.g4_zetas, sf.g4_lambdas)
+    ]
+    angular_part = torch.stack(angular_columns, dim=1)  # (n_triplets, n_zeta_lambda)
     terms = (radial_part[:, :, None] * angular_part[:, None, :]).reshape(len(first), -1)  # (n_triplets, n_ang)
 
     pair_table = _element_pair_table(n_elements, device)

@@ -276,8 +276,9 @@ def fit_bin_edges(
     upper = np.zeros((len(elements), n_features))
     present = np.zeros(len(elements), dtype=bool)
     for e, z in enumerate(elements):
-        rows = values[block == e]
-        if rows.shape[0] == 0:
+        # A masked reduction instead of values[block == e] avoids copying the rows.
+        mask = (block == e)[:, None]
+        if not mask.any():
             logger.warning(
                 "element Z=%d has no atoms in the data used to fit the DV-LAE bins, so "
                 "its histogram block stays zero for these structures and its test "
@@ -286,8 +287,8 @@ def fit_bin_edges(
             )
             continue
         present[e] = True
-        lower[e] = rows.min(axis=0)
-        upper[e] = rows.max(axis=0)
+        lower[e] = np.min(values, axis=0, where=mask, initial=np.inf)
+        upper[e] = np.max(values, axis=0, where=mask, initial=-np.inf)
 
     width = (upper - lower) / n_bins
     n_constant = int(((width == 0) & present[:, None]).sum())

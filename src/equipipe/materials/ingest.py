@@ -237,6 +237,7 @@ def _canonical_frame(spec: SourceSpec, frame_number: int, raw: Atoms, allowed: s
 
 def _label(value) -> str:
     # extxyz parses the bare values T and F as booleans; give them back as written.
+    # NOTE: a numeric-looking label such as "1.50" also comes back parsed, as "1.5".
     if isinstance(value, (bool, np.bool_)):
         return "T" if value else "F"
     return str(value)

@@ -1,0 +1,1 @@
+"""Implicit (deep-equilibrium) networks on image data and their Gaussian-process limit."""
