@@ -89,7 +89,7 @@ def test_changed_input_reruns_downstream_only(clone, planned):
 @pytest.mark.parametrize(
     ("section", "key", "value", "rule"),
     [
-        ("training", "learning_rate", 0.01, "materials_train"),
+        ("training", "learning_rate", 0.02, "materials_train"),
         ("split", "seed", 3, "materials_split"),
     ],
 )
@@ -144,7 +144,7 @@ def test_added_dataset_adds_its_jobs(clone, planned):
 
 def test_changed_parameter_rerun_succeeds(clone, planned):
     """The planned re-run after a parameter change runs, and then nothing is left to do."""
-    extra = write_config(clone, "change.yaml", {"materials": {"training": {"learning_rate": 0.01}}})
+    extra = write_config(clone, "change.yaml", {"materials": {"training": {"learning_rate": 0.02}}})
     users = {key for key, job in planned.items() if job["rule"] == "materials_train"}
     affected = downstream(planned, users)
     unaffected_mtimes = {
