@@ -44,7 +44,12 @@ def digest(path: Path) -> str:
 
 
 def newer_than(paths, start: float) -> list[Path]:
-    return [path for path in paths if path.exists() and path.stat().st_mtime > start]
+    """Return the paths modified after ``start``, without the hidden temporary files of atomic writes."""
+    return [
+        path
+        for path in paths
+        if not path.name.startswith(".") and path.exists() and path.stat().st_mtime > start
+    ]
 
 
 def wait_for_interruptible_state(workdir: Path, process, start: float) -> tuple[Path, Path]:
