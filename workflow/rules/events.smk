@@ -41,7 +41,13 @@ rule events_ingest:
     conda:
         "../../envs/events.yaml"
     params:
-        corpus=lambda wildcards: get_events_corpus(wildcards.corpus),
+        # Every corpus setting but the event list, so that adding an event
+        # does not re-run the ingest and everything after it.
+        corpus=lambda wildcards: {
+            key: value
+            for key, value in get_events_corpus(wildcards.corpus).items()
+            if key != "events"
+        },
         file_platforms=get_events_file_platforms,
     script:
         "../scripts/events_ingest.py"

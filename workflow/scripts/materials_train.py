@@ -6,6 +6,7 @@ log_to_file(snakemake.log[0])
 
 import logging
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -28,6 +29,9 @@ model, history = train_potential(
 model.save(snakemake.output.model)
 with atomic_path(snakemake.output.history) as path:
     pd.DataFrame(history["epochs"]).to_csv(path, index=False)
+# The checkpoint only lets an interrupted job resume. Left behind, it would make
+# the re-run after a change of training settings or data fail to load it.
+Path(snakemake.params.checkpoint).unlink(missing_ok=True)
 logger.info(
     "trained %s fraction=%s seed=%s on %d structures in %.1f s",
     wildcards.method,
