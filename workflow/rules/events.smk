@@ -87,7 +87,10 @@ rule events_popularity:
         "../../envs/events.yaml"
     params:
         event=get_events_event,
-        corpus=lambda wildcards: get_events_corpus(wildcards.corpus),
+        corpus=lambda wildcards: {
+            key: get_events_corpus(wildcards.corpus)[key]
+            for key in ("slot", "timezone", "platforms")
+        },
         word2vec=lambda wildcards: config["events"]["word2vec"],
         wordgraph=lambda wildcards: config["events"]["wordgraph"],
         popularity=lambda wildcards: config["events"]["popularity"],
