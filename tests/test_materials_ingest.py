@@ -213,7 +213,7 @@ def test_missing_file_raises(tmp_path):
 def test_unreadable_file_raises(tmp_path):
     path = tmp_path / "garbage.xyz"
     path.write_text("3\nnot an extxyz header\nPd 0 0\n")
-    with pytest.raises(InputError, match="garbage.xyz: failed to read the file with ase.io"):
+    with pytest.raises(InputError, match="garbage.xyz: invalid file content: ase.io could not read it"):
         read_sources([SourceSpec(path, format="extxyz")], ["Pd", "H"])
 
 
@@ -468,3 +468,31 @@ def test_pdh_invalid_arguments():
         generate_pdh_dataset(1, seed=0, groups=("liquid",))
     with pytest.raises(ValueError, match="hydrogen_contents=\\[1.5\\]"):
         generate_pdh_dataset(1, seed=0, hydrogen_contents=(1.5,))
+
+
+def test_skip_mode_rejects_all_invalid(tmp_path):
+    path = write_frames(tmp_path / "all_bad.xyz", [without_energy(pdh_frame(seed)) for seed in range(3)])
+    with pytest.raises(InputError, match=r"no valid frames in 1 file.*Fix: check the files"):
+        read_sources([SourceSpec(path)], elements=["Pd", "H"], on_invalid="skip")
+
+
+def test_file_listed_twice_rejected(good_file):
+    with pytest.raises(InputError, match=r"occurs twice.*Fix: list each file once"):
+        read_sources([SourceSpec(good_file), SourceSpec(good_file)], elements=["Pd", "H"])
+
+
+def test_identical_content_logged(tmp_path, caplog):
+    first = write_frames(tmp_path / "a.xyz", [pdh_frame(0)])
+    second = write_frames(tmp_path / "b.xyz", [pdh_frame(0)])
+    with caplog.at_level(logging.WARNING):
+        structures = read_sources([SourceSpec(first), SourceSpec(second)], elements=["Pd", "H"])
+    assert len(structures) == 2
+    assert "identical content" in caplog.text
+
+
+def test_garbled_file_names_content_not_format(tmp_path):
+    path = tmp_path / "garbled.xyz"
+    path.write_text("2\nenergy=-1.0 pbc=\"F F F\"\nFe 0 0 abc\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"garbled\.xyz: invalid file content") as caught:
+        read_sources([SourceSpec(str(path))], elements=["Fe"])
+    assert caught.value.__cause__ is None

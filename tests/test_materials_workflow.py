@@ -141,3 +141,21 @@ def test_materials_invalid_frame_names_file(tmp_path):
     assert "bad.xyz" in log
     assert "frame 1" in log
     assert not (tmp_path / "results" / "materials" / "bad" / "structures.csv").exists()
+
+
+def test_cell_size_with_fractions_rejected(tmp_path):
+    config = materials_config(
+        {"pdh": {"elements": ["Pd", "H"], "generate": {"frames_per_group": 8, "seed": 3}}},
+        fractions=[0.25, 0.5],
+        seeds=[0],
+    )
+    config["materials"]["selection"]["cell_size"] = 5.0
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(config_path), "--cores", "1", "--dry-run"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "materials.selection.cell_size=5.0 fixes the DV-LAE grid" in result.stdout + result.stderr

@@ -86,3 +86,19 @@ def get_materials_outputs():
         for method, fraction, seed in get_materials_runs():
             outputs.append(f"{root}/selections/{method}_f{fraction}_s{seed}.extxyz")
     return outputs
+
+
+def check_materials_selection():
+    """Reject settings the schema cannot express: a fixed cell size with several fractions."""
+    selection = config["materials"]["selection"]
+    if selection["cell_size"] is not None and len(selection["fractions"]) > 1:
+        raise ValueError(
+            f"materials.selection.cell_size={selection['cell_size']} fixes the DV-LAE grid, "
+            f"so the {len(selection['fractions'])} fractions {selection['fractions']} would all "
+            "train on the same subset. Fix: give one fraction with cell_size (it only labels "
+            "the results), or set cell_size to null to find the cell size for each fraction"
+        )
+
+
+if is_enabled("materials"):
+    check_materials_selection()

@@ -152,7 +152,39 @@ def read_sources(
                 spec.path, sum(skipped.values()), len(frames), counts, examples,
             )
         logger.info("%s: read %d valid frames", spec.path, len(frames) - sum(skipped.values()))
+    if not structures:
+        raise InputError(
+            f"no valid frames in {len(sources)} file(s): every frame was invalid or skipped "
+            "(the log lists the reasons)",
+            path=", ".join(os.fspath(spec.path) for spec in sources),
+            fix="check the files, energy_key, forces_key and the elements list in the config",
+        )
+    _check_duplicates(structures)
     return structures
+
+
+def _check_duplicates(structures: Sequence[Atoms]) -> None:
+    """Reject repeated ids (a file listed twice) and warn about repeated content."""
+    seen: dict[str, Atoms] = {}
+    for atoms in structures:
+        first = seen.setdefault(atoms.info["id"], atoms)
+        if first is not atoms:
+            raise InputError(
+                f"structure id {atoms.info['id']!r} occurs twice (source {first.info['source']!r}, "
+                f"frame {first.info['frame']}, and source {atoms.info['source']!r}, frame {atoms.info['frame']})",
+                path=atoms.info["source"], location=f"frame {atoms.info['frame']}", field="files",
+                fix="list each file once, and give files with the same name different names",
+            )
+    by_hash: dict[str, list[str]] = {}
+    for atoms in structures:
+        by_hash.setdefault(atoms.info["id"].rsplit(":", 1)[-1], []).append(atoms.info["id"])
+    repeated = [ids for ids in by_hash.values() if len(ids) > 1]
+    if repeated:
+        logger.warning(
+            "%d groups of structures have identical content (first: %s); identical frames can "
+            "end up in both the training and the test set, so remove the copies",
+            len(repeated), ", ".join(repeated[0]),
+        )
 
 
 def _read_file(spec: SourceSpec) -> tuple[list[Atoms], list[int]]:
@@ -177,11 +209,13 @@ def _read_file(spec: SourceSpec) -> tuple[list[Atoms], list[int]]:
         raise
     except Exception as error:  # ASE's readers raise many types for malformed files.
         raise InputError(
-            f"failed to read the file with ase.io (format={spec.format or 'guessed'}): "
-            f"{type(error).__name__}: {error}",
-            path=spec.path, field="format",
-            fix="check the file or set its format explicitly (an ase.io format name or 'n2p2')",
-        ) from error
+            f"invalid file content: ase.io could not read it "
+            f"(format={spec.format or 'guessed from the file name'}): {type(error).__name__}: {error}",
+            path=spec.path,
+            fix="check the file for truncated or garbled frames (a count line that does not "
+            "match the atom lines, text in a number column); if the format was guessed "
+            "wrongly, set format to an ase.io format name or 'n2p2'",
+        ) from None
     if isinstance(frames, Atoms):
         frames = [frames]
 
