@@ -3,6 +3,25 @@ from snakemake.utils import validate
 validate(config, "../../config/schema.yaml")
 
 
+def get_sorted_keys(value):
+    """Return ``value`` with the keys of every mapping in sorted order.
+
+    Snakemake compares parameters by their text, so the same settings written in
+    another key order would otherwise look changed and re-run jobs. Lists keep
+    their order because it carries meaning.
+    """
+    if isinstance(value, dict):
+        return {key: get_sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [get_sorted_keys(item) for item in value]
+    return value
+
+
+sorted_config = get_sorted_keys(config)
+config.clear()
+config.update(sorted_config)
+
+
 MODULES = ("materials", "events", "images")
 
 

@@ -40,9 +40,10 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric.replace("_", " "))
 
 
-def _save(figure: Figure, path: str | os.PathLike) -> None:
+def _save(figure: Figure, path: str | os.PathLike, tight: bool = False) -> None:
+    # A tight bounding box grows the image to fit a legend placed outside the axes.
     with atomic_path(path) as temp:
-        figure.savefig(temp, format="png", dpi=DPI, bbox_inches="tight")
+        figure.savefig(temp, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
     logger.info("wrote figure %s", path)
 
 
@@ -162,7 +163,7 @@ def plot_selection_map(
         fontsize=8, markerscale=1.5, loc="upper left", bbox_to_anchor=(1.01, 1.0),
         ncols=2 if len(palette) > 12 else 1,
     )
-    _save(figure, path)
+    _save(figure, path, tight=True)
 
 
 def _categorical_colours(count: int) -> list[Any]:
