@@ -1,4 +1,4 @@
-"""Generate the PdH_x dataset of the default run (EMT stands in for DFT)."""
+"""Generate the PdH_x dataset of the default run (EMT replaces DFT as the reference)."""
 
 from equipipe.logs import log_to_file
 

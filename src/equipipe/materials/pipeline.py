@@ -39,16 +39,16 @@ def subset_descriptors(descriptors: DescriptorSet, positions: np.ndarray) -> Des
     )
 
 
-def positions_of(ids: np.ndarray, wanted: Sequence[str]) -> np.ndarray:
-    """Return the index in ``ids`` of every id in ``wanted``, in the order of ``wanted``."""
+def positions_of(ids: np.ndarray, requested: Sequence[str]) -> np.ndarray:
+    """Return the index in ``ids`` of every id in ``requested``, in that order."""
     lookup = {structure_id: position for position, structure_id in enumerate(ids)}
-    missing = [structure_id for structure_id in wanted if structure_id not in lookup]
+    missing = [structure_id for structure_id in requested if structure_id not in lookup]
     if missing:
         raise ValueError(
             f"{len(missing)} structure ids of the split are missing from the descriptors "
             f"(first: {missing[0]!r}); delete the dataset's results folder and rerun"
         )
-    return np.array([lookup[structure_id] for structure_id in wanted], dtype=np.int64)
+    return np.array([lookup[structure_id] for structure_id in requested], dtype=np.int64)
 
 
 def dvlae_map(
@@ -60,9 +60,9 @@ def dvlae_map(
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Build DV-LAE difference vectors, the 2-D map and out-of-distribution scores.
 
-    Bin edges come from the training structures only; test structures are binned
-    with the same edges and compared with the same reference structure, then placed
-    on the training map by the embedding's transform.
+    Bin edges come from the training structures only. Test structures are binned
+    with the same edges and compared with the same reference structure. The
+    embedding's transform then places them on the training map.
 
     Parameters
     ----------

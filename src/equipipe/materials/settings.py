@@ -1,8 +1,8 @@
 """Translation of the ``materials`` config section into the library's typed settings.
 
-The workflow's config keeps plain lists and numbers (validated by config/schema.yaml);
-these helpers turn them into `SymmetryFunctionSet` and `TrainingConfig` and turn the
-library's ``ValueError`` into a `ConfigError` that names the config key to change.
+The workflow's config contains plain lists and numbers, validated by config/schema.yaml.
+These helpers turn them into `SymmetryFunctionSet` and `TrainingConfig`. They also turn
+the library's ``ValueError`` into a `ConfigError` that names the config key to change.
 """
 
 from __future__ import annotations
